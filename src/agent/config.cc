@@ -1,0 +1,1 @@
+#include "agent/config.h"

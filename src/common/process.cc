@@ -1,0 +1,223 @@
+#include "common/process.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <pwd.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <thread>
+
+#include <fmt/format.h>
+
+extern char** environ;
+
+namespace pgf {
+namespace {
+
+std::vector<std::string> buildEnv(const std::map<std::string, std::string>& extra) {
+  std::map<std::string, std::string> merged;
+  for (char** e = environ; e && *e; ++e) {
+    std::string kv(*e);
+    auto eq = kv.find('=');
+    if (eq != std::string::npos)
+      merged[kv.substr(0, eq)] = kv.substr(eq + 1);
+  }
+  for (const auto& [k, v] : extra)
+    merged[k] = v;
+  std::vector<std::string> out;
+  out.reserve(merged.size());
+  for (const auto& [k, v] : merged)
+    out.push_back(k + "=" + v);
+  return out;
+}
+
+// In the child after fork: only async-signal-safe calls until execvpe.
+[[noreturn]] void execChild(const CommandSpec& spec, char* const* argv, char* const* envp,
+                            int stdin_fd, int out_fd) {
+  setpgid(0, 0);
+  sigset_t none;
+  sigemptyset(&none);
+  sigprocmask(SIG_SETMASK, &none, nullptr);
+  signal(SIGPIPE, SIG_DFL);
+  if (stdin_fd >= 0)
+    dup2(stdin_fd, STDIN_FILENO);
+  if (out_fd >= 0) {
+    dup2(out_fd, STDOUT_FILENO);
+    dup2(out_fd, STDERR_FILENO);
+  }
+  for (int fd = 3; fd < 1024; ++fd)
+    close(fd);
+  if (spec.gid && setgid(*spec.gid) != 0)
+    _exit(126);
+  if (spec.uid && setuid(*spec.uid) != 0)
+    _exit(126);
+  if (!spec.cwd.empty() && chdir(spec.cwd.c_str()) != 0)
+    _exit(126);
+  execvpe(argv[0], argv, envp);
+  _exit(127);
+}
+
+struct Argv {
+  std::vector<std::string> env_strings;
+  std::vector<char*> argv, envp;
+  explicit Argv(const CommandSpec& spec) : env_strings(buildEnv(spec.env)) {
+    for (const auto& a : spec.argv)
+      argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    for (auto& e : env_strings)
+      envp.push_back(e.data());
+    envp.push_back(nullptr);
+  }
+};
+
+}  // namespace
+
+Result<CommandResult> runCommand(const CommandSpec& spec, Millis timeout) {
+  if (spec.argv.empty())
+    return makeError(ErrorCode::kInvalidArgument, "empty command");
+  Argv a(spec);
+  int out_pipe[2], in_pipe[2];
+  if (pipe2(out_pipe, O_CLOEXEC) != 0)
+    return makeError(ErrorCode::kIo, strerror(errno));
+  if (pipe2(in_pipe, O_CLOEXEC) != 0) {
+    close(out_pipe[0]);
+    close(out_pipe[1]);
+    return makeError(ErrorCode::kIo, strerror(errno));
+  }
+  pid_t pid = fork();
+  if (pid < 0) {
+    for (int fd : {out_pipe[0], out_pipe[1], in_pipe[0], in_pipe[1]})
+      close(fd);
+    return makeError(ErrorCode::kIo, fmt::format("fork: {}", strerror(errno)));
+  }
+  if (pid == 0)
+    execChild(spec, a.argv.data(), a.envp.data(), in_pipe[0], out_pipe[1]);
+  close(out_pipe[1]);
+  close(in_pipe[0]);
+  if (!spec.stdin_data.empty()) {
+    // Small inputs only (SQL scripts): a pipe buffer holds them without a reader thread.
+    ssize_t ignored = write(in_pipe[1], spec.stdin_data.data(), spec.stdin_data.size());
+    (void)ignored;
+  }
+  close(in_pipe[1]);
+
+  CommandResult result;
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  char buf[4096];
+  for (;;) {
+    auto left = std::chrono::duration_cast<Millis>(deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) {
+      result.timed_out = true;
+      kill(-pid, SIGKILL);
+      kill(pid, SIGKILL);
+      break;
+    }
+    pollfd p{out_pipe[0], POLLIN, 0};
+    int r = poll(&p, 1, static_cast<int>(std::min<long long>(left.count(), 200)));
+    if (r < 0 && errno == EINTR)
+      continue;
+    if (r > 0) {
+      ssize_t n = read(out_pipe[0], buf, sizeof buf);
+      if (n > 0) {
+        result.output.append(buf, static_cast<size_t>(n));
+        continue;
+      }
+      if (n == 0)
+        break;  // EOF: the child (and its children holding the pipe) closed it
+      if (errno != EINTR && errno != EAGAIN)
+        break;
+    }
+  }
+  close(out_pipe[0]);
+  int status = 0;
+  // After EOF, the child normally exits at once; bound the wait anyway.
+  for (;;) {
+    pid_t w = waitpid(pid, &status, result.timed_out ? 0 : WNOHANG);
+    if (w == pid)
+      break;
+    if (w < 0 && errno != EINTR)
+      break;
+    if (std::chrono::steady_clock::now() > deadline) {
+      result.timed_out = true;
+      kill(-pid, SIGKILL);
+      kill(pid, SIGKILL);
+      waitpid(pid, &status, 0);
+      break;
+    }
+    std::this_thread::sleep_for(Millis(5));
+  }
+  if (!result.timed_out && WIFEXITED(status))
+    result.exit_code = WEXITSTATUS(status);
+  return result;
+}
+
+Result<pid_t> spawnProcess(const CommandSpec& spec) {
+  if (spec.argv.empty())
+    return makeError(ErrorCode::kInvalidArgument, "empty command");
+  Argv a(spec);
+  int out_fd = open(spec.output_file.empty() ? "/dev/null" : spec.output_file.c_str(),
+                    O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (out_fd < 0)
+    return makeError(ErrorCode::kIo,
+                     fmt::format("opening {}: {}", spec.output_file, strerror(errno)));
+  if (spec.uid && fchown(out_fd, *spec.uid, spec.gid.value_or(static_cast<gid_t>(-1))) != 0) {
+    // Not fatal: the child writes through the inherited descriptor anyway.
+  }
+  int null_in = open("/dev/null", O_RDONLY | O_CLOEXEC);
+  pid_t pid = fork();
+  if (pid < 0) {
+    close(out_fd);
+    if (null_in >= 0)
+      close(null_in);
+    return makeError(ErrorCode::kIo, fmt::format("fork: {}", strerror(errno)));
+  }
+  if (pid == 0)
+    execChild(spec, a.argv.data(), a.envp.data(), null_in, out_fd);
+  close(out_fd);
+  if (null_in >= 0)
+    close(null_in);
+  setpgid(pid, pid);
+  return pid;
+}
+
+bool signalProcess(pid_t pid, int sig, bool group) {
+  if (pid <= 0)
+    return false;
+  return kill(group ? -pid : pid, sig) == 0;
+}
+
+bool waitProcess(pid_t pid, Millis timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    int status = 0;
+    pid_t w = waitpid(pid, &status, WNOHANG);
+    if (w == pid)
+      return true;
+    if (w < 0 && errno == ECHILD)
+      return !processAlive(pid);
+    if (std::chrono::steady_clock::now() >= deadline)
+      return false;
+    std::this_thread::sleep_for(Millis(10));
+  }
+}
+
+bool processAlive(pid_t pid) {
+  if (pid <= 0)
+    return false;
+  return kill(pid, 0) == 0 || errno == EPERM;
+}
+
+Result<std::pair<uid_t, gid_t>> lookupUser(const std::string& name) {
+  struct passwd pw {};
+  struct passwd* out = nullptr;
+  std::vector<char> buf(16384);
+  if (getpwnam_r(name.c_str(), &pw, buf.data(), buf.size(), &out) != 0 || out == nullptr)
+    return makeError(ErrorCode::kNotFound, fmt::format("no user named \"{}\"", name));
+  return std::make_pair(pw.pw_uid, pw.pw_gid);
+}
+
+}  // namespace pgf

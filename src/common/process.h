@@ -1,0 +1,51 @@
+// Running other programs: short commands whose output we read (initdb, pg_ctl, pg_controldata), and
+// long-lived children (the tests' etcd, agents, HAProxy). Arguments are passed as a vector straight
+// to execve: nothing ever goes through a shell, so nothing needs quoting.
+#pragma once
+
+#include <sys/types.h>
+
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/clock.h"
+#include "common/result.h"
+
+namespace pgf {
+
+struct CommandSpec {
+  std::vector<std::string> argv;           // argv[0] is a path or a name looked up in PATH
+  std::map<std::string, std::string> env;  // added to (or overriding) the current environment
+  std::string cwd;                         // "" = inherit
+  std::string stdin_data;                  // written to the child's stdin, then closed
+  std::string output_file;                 // spawn(): append stdout+stderr here ("" = /dev/null)
+  std::optional<uid_t> uid;                // run as this user (the caller must be root)
+  std::optional<gid_t> gid;
+};
+
+struct CommandResult {
+  int exit_code = -1;  // -1 when killed by a signal or timed out
+  bool timed_out = false;
+  std::string output;  // stdout and stderr, interleaved
+};
+
+// Runs a command to completion (killing it after `timeout`) and returns its exit code and output.
+// An error only when it could not be started.
+Result<CommandResult> runCommand(const CommandSpec& spec, Millis timeout);
+
+// Starts a command in its own process group and returns its pid without waiting.
+Result<pid_t> spawnProcess(const CommandSpec& spec);
+
+// Sends `sig` to a pid (or, with group=true, to its process group). true if delivered.
+bool signalProcess(pid_t pid, int sig, bool group = false);
+// Reaps our child `pid` if it has exited, waiting up to `timeout`. true: it is gone.
+bool waitProcess(pid_t pid, Millis timeout);
+// Whether a pid (any process, ours or not) exists.
+bool processAlive(pid_t pid);
+
+// Looks a user up by name: {uid, gid}.
+Result<std::pair<uid_t, gid_t>> lookupUser(const std::string& name);
+
+}  // namespace pgf

@@ -1,0 +1,3 @@
+namespace pgf::ctl {
+int placeholder = 0;
+}

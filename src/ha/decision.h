@@ -1,0 +1,96 @@
+// The HA decision: a pure function of (cluster state from the DCS, local PostgreSQL state, config,
+// what the agent remembers, monotonic now) -> exactly one next step and a one-sentence reason.
+// It performs no I/O and reads no clock: everything it needs is in HaInput.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/clock.h"
+#include "dcs/cluster_view.h"
+#include "postgres/state.h"
+
+namespace pgf {
+
+// Cluster-wide settings that drive decisions (bootstrap.dcs, overridden by the DCS "config" key).
+struct HaSettings {
+  int ttl = 30;        // seconds
+  int loop_wait = 10;  // seconds
+  int retry_timeout = 10;
+  int64_t maximum_lag_on_failover = 1048576;  // bytes
+  bool use_pg_rewind = false;
+  bool use_slots = true;
+  bool paused = false;  // config "pause": no automatic action
+};
+
+// Another member's health as its REST API reported it during this loop (collected only when the
+// leader key is gone, to choose the best candidate).
+struct PeerStatus {
+  std::string name;
+  bool reachable = false;
+  bool in_recovery = true;  // false: it still runs as a primary
+  bool running = false;
+  int64_t wal_position = 0;
+  int timeline = 0;
+  bool nofailover = false;
+};
+
+// What the agent remembers between loops (never stored in the DCS).
+struct AgentMemory {
+  // When our leader lease can first have expired in etcd, minus the safety margin: the last
+  // successful renewal's send time + ttl - margin. Empty when we do not hold the lease.
+  std::optional<MonoTime> lease_deadline;
+  // The data directory was empty when the agent started (so a failed first clone may be removed).
+  bool new_node = false;
+  // A clone, rewind or start failed in an earlier loop (so the next decision can change course).
+  int failed_clones = 0;
+  bool rewind_failed = false;
+  // The member we last configured PostgreSQL to stream from ("" when none).
+  std::string following;
+};
+
+struct HaInput {
+  MonoTime now{};
+  std::string self;  // this member's name
+  MemberTags tags;
+  HaSettings settings;
+  std::optional<ClusterView> cluster;  // empty when the DCS could not be read this loop
+  LocalPostgres pg;
+  AgentMemory memory;
+  std::vector<PeerStatus> peers;  // see PeerStatus
+};
+
+// Stable names: they appear in logs, /patroni ("last_decision") and /metrics.
+enum class Action : int {
+  kNone = 0,               // nothing to do (healthy, waiting, or paused)
+  kBootstrap = 1,          // race for "initialize"; the winner runs initdb and takes the lease
+  kClone = 2,              // pg_basebackup from `source`
+  kStartReplica = 3,       // start PostgreSQL as a standby of `source` ("" = no leader yet)
+  kFollow = 4,             // point the running standby at `source`
+  kRenewLease = 5,         // we lead: refresh the lease
+  kAcquireAndPromote = 6,  // take the free lease and promote
+  kDemote = 7,             // stop accepting writes now (immediate stop), then rejoin as a standby
+  kRewind = 8,             // pg_rewind from `source`, then start as its standby
+  kStartPrimary = 9,       // we hold the lease and our primary is down: start it again as primary
+  kAcquireLease = 10,      // we run as primary but the leader key is gone: take it back
+  kReclone = 11,           // remove the data directory and clone again (only where allowed)
+};
+
+std::string_view actionName(Action a);
+
+struct Decision {
+  Action action = Action::kNone;
+  std::string reason;  // one sentence, logged every loop and shown in /patroni
+  std::string source;  // the member to clone from, follow or rewind from
+};
+
+// True when the decision needs PeerStatus for the other members (the leader key is gone and we may
+// be a candidate): the agent then asks their REST APIs before calling decide().
+bool needsPeerStatus(const HaInput& in);
+
+Decision decide(const HaInput& in);
+
+}  // namespace pgf

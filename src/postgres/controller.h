@@ -1,0 +1,74 @@
+// Controls one local PostgreSQL: the only code that runs initdb, pg_ctl, pg_basebackup, pg_rewind
+// or connects to the local server. The HA logic never calls it directly: the agent's executor does,
+// after decide() has chosen a step.
+//
+// Every method blocks until its step is done or failed, bounded by a timeout, and reports failures
+// as errors with the program's own message; none of them throws. None removes the data directory
+// except removeDataDirectory(), which the agent calls only for an explicit reinitialize or after a
+// brand-new node's first clone failed (DESIGN.md invariant 5).
+#pragma once
+
+#include <memory>
+#include <set>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "common/clock.h"
+#include "common/result.h"
+#include "postgres/pg_config.h"
+#include "postgres/state.h"
+
+namespace pgf {
+
+// Where a replica streams from.
+struct UpstreamConn {
+  std::string host;
+  int port = 0;
+  std::string slot_name;  // "" when slots are not used
+  std::string application_name;
+};
+
+enum class StopMode { kSmart, kFast, kImmediate };
+
+class PostgresController {
+ public:
+  virtual ~PostgresController() = default;
+
+  // Reads the local state: data directory, postmaster, and (when it answers) a few queries.
+  virtual LocalPostgres probe() = 0;
+
+  // initdb into the empty data directory, writes the configuration files, starts the server as a
+  // primary and creates the superuser password, the replication and the rewind roles.
+  virtual Status bootstrap() = 0;
+  // pg_basebackup from `source` into the empty data directory (the replica is not started).
+  virtual Status cloneFrom(const UpstreamConn& source) = 0;
+  // Writes the configuration and starts the server: as a primary (`upstream` null) or as a standby
+  // streaming from `upstream` (host empty: a standby with no upstream yet).
+  virtual Status start(const UpstreamConn* upstream, Millis timeout) = 0;
+  virtual Status stop(StopMode mode, Millis timeout) = 0;
+  // Promotes a running standby and waits until it accepts writes.
+  virtual Status promote(Millis timeout) = 0;
+  // Points a running standby at a new upstream (primary_conninfo and slot), applied by reload.
+  virtual Status follow(const UpstreamConn& upstream) = 0;
+  // Rewinds a stopped former primary from `source` with pg_rewind (crash recovery first if it was
+  // not shut down cleanly). Leaves it stopped, configured as a standby.
+  virtual Status rewind(const UpstreamConn& source) = 0;
+  // On a primary: creates a physical slot for every name in `slots` and drops other slots this
+  // agent manages (those not in `slots`).
+  virtual Status syncReplicationSlots(const std::set<std::string>& slots) = 0;
+  // Removes the data directory (reinitialize, or a failed first clone only).
+  virtual Status removeDataDirectory() = 0;
+  // On a primary: the standbys connected now (pg_stat_replication), for /patroni and /metrics.
+  virtual Result<nlohmann::json> replicationInfo() = 0;
+  // Reloads the configuration files (SIGHUP), after rewriting them.
+  virtual Status reload() = 0;
+};
+
+using PostgresControllerPtr = std::unique_ptr<PostgresController>;
+
+// Replication slot names are derived from member names the way Patroni derives them: lowercase,
+// characters outside [a-z0-9_] replaced by '_'.
+std::string slotNameForMember(const std::string& member_name);
+
+}  // namespace pgf

@@ -1,0 +1,46 @@
+// What the agent knows about its own PostgreSQL at one moment: read by PostgresController::probe()
+// and fed, unchanged, to the decision function.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace pgf {
+
+// How pg_controldata last saw the cluster ("Database cluster state").
+enum class ControlState : int {
+  kUnknown = 0,
+  kInProduction = 1,       // running, or crashed, as a primary
+  kShutDown = 2,           // cleanly stopped primary
+  kInArchiveRecovery = 3,  // running, or crashed, as a standby
+  kShutDownInRecovery = 4,
+  kOther = 5,  // starting up, in crash recovery, shutting down
+};
+
+std::string_view controlStateName(ControlState s);
+
+struct LocalPostgres {
+  bool data_dir_empty = true;  // no PG_VERSION: nothing to start, clone or bootstrap needed
+  bool running = false;        // a postmaster owns the data directory (postmaster.pid, live pid)
+  bool accepting = false;      // a query succeeded
+  bool in_recovery = false;    // pg_is_in_recovery(), or standby.signal when not accepting
+  int timeline = 0;
+  int64_t wal_position = 0;  // primary: pg_current_wal_lsn; replica: max(receive, replay)
+  int64_t receive_lsn = 0;
+  int64_t replay_lsn = 0;
+  bool streaming = false;      // pg_stat_wal_receiver.status = 'streaming'
+  std::string following_host;  // host:port in primary_conninfo ("" when none)
+  std::string sysid;           // system identifier from pg_controldata ("" when unknown)
+  ControlState control_state = ControlState::kUnknown;
+  int postmaster_pid = 0;
+  bool pending_restart = false;  // a changed parameter needs a restart
+
+  // The cluster last ran as a primary (running or crashed), so it may hold WAL its new leader
+  // lacks.
+  bool wasPrimary() const {
+    return control_state == ControlState::kInProduction || control_state == ControlState::kShutDown;
+  }
+};
+
+}  // namespace pgf
