@@ -1,0 +1,47 @@
+// A snapshot of what the agent knows, published by the HA loop after every cycle and read by the
+// REST API and the metrics endpoint (which never touch the DCS or PostgreSQL themselves).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "common/clock.h"
+#include "dcs/cluster_view.h"
+#include "ha/decision.h"
+#include "postgres/state.h"
+
+namespace pgf {
+
+struct AgentCounters {
+  int64_t loops = 0;
+  int64_t lease_renewals = 0;  // successful renewals
+  int64_t lease_renewal_failures = 0;
+  int64_t promotions = 0;  // times this node became primary by failover/bootstrap
+  int64_t demotions = 0;
+  int64_t postgres_restarts = 0;  // crashed PostgreSQL started again
+};
+
+struct AgentStatus {
+  std::string scope;
+  std::string name;
+  std::string version;   // pgfleet's version
+  std::string api_url;   // http://host:port/patroni
+  std::string conn_url;  // postgres://host:port/postgres
+  MemberTags tags;
+  HaSettings settings;                 // effective settings this loop
+  LocalPostgres pg;                    // the last probe
+  std::string role;                    // "master" (primary), "replica", "uninitialized"
+  std::string state;                   // "running", "starting", "stopped", "crashed", ...
+  bool is_leader = false;              // we hold the leader key
+  std::optional<ClusterView> cluster;  // the last snapshot read from the DCS
+  bool dcs_reachable = false;
+  Decision last_decision;
+  WallTime postmaster_start_time{};
+  WallTime updated_at{};
+  AgentCounters counters;
+  std::string server_version;  // PostgreSQL's server_version_num, "" when unknown
+  std::string database_system_identifier;
+};
+
+}  // namespace pgf
