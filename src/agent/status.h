@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "common/clock.h"
 #include "dcs/cluster_view.h"
@@ -20,6 +21,16 @@ struct AgentCounters {
   int64_t promotions = 0;  // times this node became primary by failover/bootstrap
   int64_t demotions = 0;
   int64_t postgres_restarts = 0;  // crashed PostgreSQL started again
+};
+
+// One row of pg_stat_replication on a primary, as Patroni reports it under "replication".
+struct WalSender {
+  std::string usename;
+  std::string application_name;
+  std::string client_addr;
+  std::string state;
+  std::string sync_state;
+  int sync_priority = 0;
 };
 
 struct AgentStatus {
@@ -42,6 +53,11 @@ struct AgentStatus {
   AgentCounters counters;
   std::string server_version;  // PostgreSQL's server_version_num, "" when unknown
   std::string database_system_identifier;
+  // When the HA loop last completed a cycle (MonoTime{} before the first one): /liveness.
+  MonoTime last_loop{};
+  // When a DCS read last succeeded (WallTime{} never): "dcs_last_seen" in /patroni.
+  WallTime dcs_last_seen{};
+  std::vector<WalSender> replication;  // primary only; empty when not collected
 };
 
 }  // namespace pgf

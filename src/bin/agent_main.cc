@@ -1,3 +1,114 @@
-int main() {
-  return 0;
+// pgfleet-agent <config.yml>: one per PostgreSQL node. Runs as the PostgreSQL user, never as root.
+#include <signal.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <thread>
+
+#include <spdlog/spdlog.h>
+#include <CLI/CLI.hpp>
+
+#include "agent/agent.h"
+#include "agent/config.h"
+#include "agent/rest_api.h"
+#include "common/clock.h"
+#include "common/log.h"
+#include "dcs/etcd/etcd_dcs.h"
+#include "postgres/pg_controller.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"pgfleet-agent: PostgreSQL high-availability agent (Patroni-compatible)"};
+  std::string config_path;
+  bool validate_only = false;
+  bool show_version = false;
+  app.add_option("config", config_path, "Patroni-style YAML configuration file");
+  app.add_flag("--validate-config", validate_only, "check the configuration file and exit");
+  app.add_flag("--version", show_version, "print the version and exit");
+  CLI11_PARSE(app, argc, argv);
+  if (show_version) {
+    std::printf("pgfleet-agent %s\n", PGFLEET_VERSION);
+    return 0;
+  }
+  if (config_path.empty()) {
+    std::fprintf(stderr, "pgfleet-agent: a configuration file is required\n%s", app.help().c_str());
+    return 2;
+  }
+
+  auto loaded = pgf::loadAgentConfigFile(config_path);
+  if (!loaded.ok()) {
+    std::fprintf(stderr, "pgfleet-agent: %s: %s\n", config_path.c_str(),
+                 loaded.error().message.c_str());
+    return 2;
+  }
+  pgf::AgentConfig config = loaded->config;
+  pgf::initLogging(config.log_level, "agent");
+  for (const auto& w : loaded->warnings)
+    spdlog::warn("{}: {}", config_path, w);
+  if (validate_only) {
+    std::printf("%s: configuration is valid\n", config_path.c_str());
+    return 0;
+  }
+  if (geteuid() == 0) {
+    spdlog::critical(
+        "refusing to run as root: PostgreSQL cannot run as root; start pgfleet-agent as the user "
+        "that owns the data directory (for example: runuser -u postgres -- pgfleet-agent {})",
+        config_path);
+    return 2;
+  }
+
+  // Signals go to one thread that asks the agent to stop; every other thread blocks them.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  pgf::SystemClock clock;
+  pgf::EtcdDcsOptions etcd;
+  etcd.endpoints = config.etcd.hosts;
+  etcd.protocol = config.etcd.protocol;
+  etcd.username = config.etcd.username;
+  etcd.password = config.etcd.password;
+  etcd.ns = config.namespace_;
+  etcd.scope = config.scope;
+  etcd.name = config.name;
+  etcd.ttl_seconds = config.bootstrap_dcs.ttl;
+  auto dcs = pgf::makeEtcdDcs(std::move(etcd));
+  if (!dcs.ok()) {
+    spdlog::critical("etcd3: {}", dcs.error().message);
+    return 2;
+  }
+  auto postgres =
+      std::make_unique<pgf::LocalPostgresController>(config.postgresql, config.name, config.scope);
+  pgf::Agent agent(config, std::move(dcs).value(), std::move(postgres), clock);
+
+  pgf::RestServer rest(config.restapi.listen, [&agent] { return agent.status(); });
+  auto started = rest.start();
+  if (!started.ok()) {
+    spdlog::critical("rest api: {}", started.error().message);
+    return 2;
+  }
+
+  std::thread signal_thread([&agent, signals] {
+    for (;;) {
+      int sig = 0;
+      if (sigwait(&signals, &sig) != 0)
+        continue;
+      if (sig == SIGHUP) {
+        spdlog::info("SIGHUP: configuration reload is not supported yet; ignoring");
+        continue;
+      }
+      spdlog::info("received signal {}: shutting down", sig);
+      agent.requestStop();
+      return;
+    }
+  });
+  signal_thread.detach();
+
+  int rc = agent.run();
+  rest.stop();
+  spdlog::info("stopped");
+  return rc;
 }

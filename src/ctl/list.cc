@@ -1,3 +1,238 @@
+#include "ctl/list.h"
+
+#include <algorithm>
+#include <cmath>
+#include <ostream>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "agent/cluster_json.h"
+
 namespace pgf::ctl {
-int placeholder = 0;
+namespace {
+
+using nlohmann::json;
+
+struct Table {
+  std::vector<std::string> columns;      // without "Cluster"
+  std::vector<std::vector<json>> cells;  // one per member, aligned with columns; "" when empty
+};
+
+std::string cellText(const json& v) {
+  if (v.is_string())
+    return v.get<std::string>();
+  if (v.is_null())
+    return "";
+  return v.dump(-1, ' ', false, json::error_handler_t::replace);
 }
+
+// Tags on one line ("nofailover: true, nosync: true"); patronictl prints YAML over several lines.
+std::string tagsText(const json& tags) {
+  std::string out;
+  for (const auto& [k, v] : tags.items())
+    out += (out.empty() ? "" : ", ") + k + ": " + cellText(v);
+  return out;
+}
+
+// Megabytes, rounded half to even as Python's round() does.
+json lagInMb(const json& lag) {
+  if (lag.is_number())
+    return static_cast<int64_t>(std::nearbyint(lag.get<double>() / 1024.0 / 1024.0));
+  return lag.is_null() ? json("") : lag;
+}
+
+Table buildTable(const ClusterView& cluster) {
+  const json doc = clusterAsJson(cluster);
+  const json& members = doc["members"];
+  Table t;
+  t.columns = {"Member", "Host", "Role", "State", "TL", "Lag in MB"};
+  bool pending = false, tags = false;
+  for (const auto& m : members) {
+    pending = pending || m.value("pending_restart", false);
+    tags = tags || (m.contains("tags") && m["tags"].is_object() && !m["tags"].empty());
+  }
+  if (pending)
+    t.columns.push_back("Pending restart");
+  if (tags)
+    t.columns.push_back("Tags");
+
+  for (const auto& m : members) {
+    std::string role = m.value("role", "");
+    std::replace(role.begin(), role.end(), '_', ' ');
+    bool word_start = true;
+    for (char& c : role) {
+      c = word_start ? static_cast<char>(std::toupper(static_cast<unsigned char>(c))) : c;
+      word_start = c == ' ';
+    }
+    std::string host = m.value("host", "");
+    if (!host.empty() && m.contains("port"))
+      host = (host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" +
+             std::to_string(m["port"].get<int>());
+    std::vector<json> row = {m.value("name", ""),
+                             host,
+                             role,
+                             m.contains("state") ? m["state"] : json(""),
+                             m.contains("timeline") ? m["timeline"] : json(""),
+                             lagInMb(m.contains("lag") ? m["lag"] : json(nullptr))};
+    if (pending)
+      row.push_back(m.value("pending_restart", false) ? "*" : "");
+    if (tags)
+      row.push_back(m.contains("tags") && m["tags"].is_object() ? m["tags"] : json(""));
+    t.cells.push_back(std::move(row));
+  }
+  return t;
+}
+
+std::string clusterTitle(const std::string& scope, const ClusterView& cluster) {
+  std::string state = !cluster.initialize           ? "uninitialized"
+                      : cluster.initialize->empty() ? "initializing"
+                                                    : *cluster.initialize;
+  return fmt::format(" Cluster: {} ({}) ", scope, state);
+}
+
+bool rightAligned(const std::string& column) {
+  return column == "TL" || column == "Lag in MB";
+}
+
+std::string justify(const std::string& text, size_t width, bool right) {
+  std::string pad(width > text.size() ? width - text.size() : 0, ' ');
+  return right ? pad + text : text + pad;
+}
+
+std::vector<std::string> serviceInfo(const json& doc) {
+  std::vector<std::string> lines;
+  if (doc.value("pause", false))
+    lines.push_back("Maintenance mode: on");
+  if (doc.contains("scheduled_switchover")) {
+    const json& sw = doc["scheduled_switchover"];
+    std::string info = "Switchover scheduled at: " + cellText(sw["at"]);
+    for (const char* key : {"from", "to"})
+      if (sw.contains(key))
+        info += fmt::format("\n{:>24}: {}", key, cellText(sw[key]));
+    lines.push_back(info);
+  }
+  return lines;
+}
+
+}  // namespace
+
+Result<ListFormat> parseListFormat(const std::string& text) {
+  if (text == "pretty")
+    return ListFormat::kPretty;
+  if (text == "json")
+    return ListFormat::kJson;
+  if (text == "tsv")
+    return ListFormat::kTsv;
+  return makeError(ErrorCode::kInvalidArgument,
+                   fmt::format("unknown format \"{}\": use pretty, json or tsv", text));
+}
+
+std::string formatMembersTable(const std::string& scope, const ClusterView& cluster) {
+  const Table t = buildTable(cluster);
+  std::vector<std::vector<std::string>> text;
+  std::vector<size_t> width;
+  for (const auto& c : t.columns)
+    width.push_back(c.size());
+  for (const auto& row : t.cells) {
+    std::vector<std::string> line;
+    for (size_t i = 0; i < row.size(); ++i) {
+      line.push_back(t.columns[i] == "Tags" && row[i].is_object() ? tagsText(row[i])
+                                                                  : cellText(row[i]));
+      width[i] = std::max(width[i], line.back().size());
+    }
+    text.push_back(std::move(line));
+  }
+
+  std::string rule = "+";
+  for (size_t w : width)
+    rule += std::string(w + 2, '-') + "+";
+  // patronictl writes the title over the start of the top border.
+  std::string title = clusterTitle(scope, cluster).substr(0, rule.size() - 2);
+  std::string top = rule.substr(0, 1) + title + rule.substr(1 + title.size());
+
+  auto renderRow = [&](const std::vector<std::string>& cells) {
+    std::string line = "|";
+    for (size_t i = 0; i < cells.size(); ++i)
+      line += " " + justify(cells[i], width[i], rightAligned(t.columns[i])) + " |";
+    return line + "\n";
+  };
+  std::string out = top + "\n" + renderRow(t.columns) + rule + "\n";
+  for (const auto& line : text)
+    out += renderRow(line);
+  out += rule + "\n";
+  auto info = serviceInfo(clusterAsJson(cluster));
+  if (!info.empty()) {
+    std::string joined;
+    for (const auto& l : info)
+      joined += (joined.empty() ? "" : "\n ") + l;
+    out += " " + joined + "\n";
+  }
+  return out;
+}
+
+nlohmann::ordered_json membersAsJson(const std::string& scope, const ClusterView& cluster) {
+  const Table t = buildTable(cluster);
+  auto out = nlohmann::ordered_json::array();
+  for (const auto& row : t.cells) {
+    nlohmann::ordered_json m = {{"Cluster", scope}};
+    for (size_t i = 0; i < row.size(); ++i) {
+      if (!(row[i].is_string() && row[i].get<std::string>().empty()))
+        m[t.columns[i]] = row[i];
+    }
+    out.push_back(std::move(m));
+  }
+  return out;
+}
+
+std::string formatMembersTsv(const std::string& scope, const ClusterView& cluster) {
+  const Table t = buildTable(cluster);
+  std::string out = "Cluster";
+  for (const auto& c : t.columns)
+    out += "\t" + c;
+  out += "\n";
+  for (const auto& row : t.cells) {
+    out += scope;
+    for (size_t i = 0; i < row.size(); ++i)
+      out += "\t" + (row[i].is_object() ? tagsText(row[i]) : cellText(row[i]));
+    out += "\n";
+  }
+  return out;
+}
+
+std::string formatMembers(const std::string& scope, const ClusterView& cluster, ListFormat format) {
+  switch (format) {
+    case ListFormat::kJson:
+      return membersAsJson(scope, cluster)
+                 .dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace) +
+             "\n";
+    case ListFormat::kTsv:
+      return formatMembersTsv(scope, cluster);
+    case ListFormat::kPretty:
+      break;
+  }
+  return formatMembersTable(scope, cluster);
+}
+
+int runList(const CtlTarget& target, Dcs& dcs, ListFormat format, std::ostream& out,
+            std::ostream& err) {
+  auto cluster = dcs.load();
+  if (!cluster.ok()) {
+    std::string hosts;
+    for (const auto& h : target.etcd.hosts)
+      hosts += (hosts.empty() ? "" : ",") + h;
+    err << fmt::format("pgfleetctl: reading cluster {} from etcd ({}): {}\n", target.scope, hosts,
+                       cluster.error().message);
+    return 1;
+  }
+  const ClusterView& c = cluster.value();
+  if (!c.initialize && !c.leader && !c.config && c.members.empty()) {
+    err << fmt::format("pgfleetctl: no cluster {} in etcd (nothing under {})\n", target.scope,
+                       target.keyPrefix());
+    return 1;
+  }
+  out << formatMembers(target.scope, c, format);
+  return 0;
+}
+
+}  // namespace pgf::ctl

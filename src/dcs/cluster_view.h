@@ -55,6 +55,7 @@ struct ClusterView {
   // bootstrap is in progress; a decimal string is the cluster's system identifier.
   std::optional<std::string> initialize;
   std::optional<nlohmann::json> config;
+  int64_t config_revision = 0;  // mod revision of "config" (0: absent), for setConfig's CAS
   std::optional<LeaderInfo> leader;
   std::vector<MemberInfo> members;
   std::optional<nlohmann::json> failover;

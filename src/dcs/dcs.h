@@ -70,8 +70,10 @@ class Dcs {
   virtual Status deleteFailover() = 0;
   virtual Status setSync(const nlohmann::json& sync) = 0;
 
-  // Blocks until a key of the cluster changes at a revision above `after_revision`, or until
-  // `timeout` passes. true: something changed.
+  // Blocks until one of the keys the HA loop reacts to (initialize, config, leader, failover, sync)
+  // changes at a revision above `after_revision`, or until `timeout` passes. true: one changed.
+  // Changes to members/*, status and history do not wake it: every agent writes its member key each
+  // loop, and waking on those would make the agents wake each other in an endless ping-pong.
   virtual bool waitForChange(int64_t after_revision, Millis timeout) = 0;
 
   // The lease ttl in seconds for our lease (applies from the next lease grant or refresh).

@@ -61,6 +61,12 @@ struct HaInput {
   LocalPostgres pg;
   AgentMemory memory;
   std::vector<PeerStatus> peers;  // see PeerStatus
+  // Our WAL holds records the leader's history never had (we were ahead of the point where its
+  // timeline forked, e.g. a standby that could not be asked during the election, or a former
+  // primary that restarted as a standby). Set by the agent when it can tell (by comparing the
+  // leader's timeline history with our timeline and position); such a member must be rewound
+  // before it streams from the leader (invariant 4). Only read when another member leads.
+  bool diverged_from_leader = false;
 };
 
 // Stable names: they appear in logs, /patroni ("last_decision") and /metrics.

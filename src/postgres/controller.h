@@ -68,7 +68,8 @@ class PostgresController {
 using PostgresControllerPtr = std::unique_ptr<PostgresController>;
 
 // Replication slot names are derived from member names the way Patroni derives them: lowercase,
-// characters outside [a-z0-9_] replaced by '_'.
+// '-' and '.' replaced by '_', any other character outside [a-z0-9_] by "u" and its code point in
+// (at least 4) decimal digits, truncated to 63 bytes.
 std::string slotNameForMember(const std::string& member_name);
 
 }  // namespace pgf

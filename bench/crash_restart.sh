@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Crash restart: SIGKILL the primary's postmaster only (its agent keeps running) while
+# failover_probe writes through HAProxy, and measure how long until writes succeed again, whether
+# the leader lease changed hands, and whether acknowledged rows were lost.
+#
+# usage: bench/crash_restart.sh [--agent pgfleet|patroni|both] [--runs 5]
+#                               [--timing 30/10/10,5/1/2,2/1/2] [--out results.jsonl] [--keep]
+set -euo pipefail
+# shellcheck source=bench/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+TIMINGS="30/10/10,5/1/2,2/1/2"
+bench_parse_common "$@"
+set -- "${BENCH_ARGS[@]+"${BENCH_ARGS[@]}"}"
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --timing) TIMINGS=$2; shift 2 ;;
+    -h | --help) bench_usage; exit 0 ;;
+    *) bench_die "unknown option $1" ;;
+  esac
+done
+
+bench_require_root
+AGENTS=$(bench_agents_list "$BENCH_AGENT")
+for a in $AGENTS; do bench_check_agent "$a"; done
+bench_results_init crash_restart
+
+IFS=, read -r -a timing_list <<<"$TIMINGS"
+for timing in "${timing_list[@]}"; do
+  for run in $(seq 1 "$BENCH_RUNS"); do
+    # Agents alternate within a run number so that drifting machine load hits both alike.
+    for agent in $AGENTS; do
+      bench_kill_run crash_restart "$agent" "$timing" "$run"
+      bench_cluster_destroy
+    done
+  done
+done
+
+bench_summarise "$BENCH_RESULTS" crash_restart "${timing_list[*]}" \
+  "window_ms kill_to_recovery_ms" "acked missing lease_lost"

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Failover window: kill the primary's agent and its PostgreSQL together (SIGKILL, as a lost machine
+# would) while failover_probe writes through HAProxy, and measure how long writes stopped, how much
+# of that came after the leader lease expired in etcd, and whether acknowledged rows were lost.
+#
+# usage: bench/failover.sh [--agent pgfleet|patroni|both] [--runs 5]
+#                          [--timing 30/10/10,5/1/2,2/1/2] [--out results.jsonl] [--keep]
+set -euo pipefail
+# shellcheck source=bench/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+TIMINGS="30/10/10,5/1/2,2/1/2"
+bench_parse_common "$@"
+set -- "${BENCH_ARGS[@]+"${BENCH_ARGS[@]}"}"
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --timing) TIMINGS=$2; shift 2 ;;
+    -h | --help) bench_usage; exit 0 ;;
+    *) bench_die "unknown option $1" ;;
+  esac
+done
+
+bench_require_root
+AGENTS=$(bench_agents_list "$BENCH_AGENT")
+for a in $AGENTS; do bench_check_agent "$a"; done
+bench_results_init failover
+
+IFS=, read -r -a timing_list <<<"$TIMINGS"
+for timing in "${timing_list[@]}"; do
+  for run in $(seq 1 "$BENCH_RUNS"); do
+    # Agents alternate within a run number so that drifting machine load hits both alike.
+    for agent in $AGENTS; do
+      bench_kill_run failover "$agent" "$timing" "$run"
+      bench_cluster_destroy
+    done
+  done
+done
+
+bench_summarise "$BENCH_RESULTS" failover "${timing_list[*]}" \
+  "window_ms kill_to_recovery_ms lease_expired_after_kill_ms after_lease_ms" "acked missing"

@@ -1,0 +1,633 @@
+#include "agent/agent.h"
+
+#include <algorithm>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "agent/peer_status.h"
+#include "common/log.h"
+#include "ha/divergence.h"
+#include "postgres/lsn.h"
+
+#ifndef PGFLEET_VERSION
+#define PGFLEET_VERSION "0.0.0"
+#endif
+
+namespace pgf {
+namespace {
+
+constexpr Millis kStartTimeout{60000};
+constexpr Millis kStopTimeout{60000};
+constexpr Millis kPromoteTimeout{30000};
+constexpr Millis kFenceStopTimeout{10000};
+
+// Splits postgres://[user[:password]@]host[:port][/db] into host and port.
+bool splitConnUrl(const std::string& url, std::string* host, int* port) {
+  auto scheme_end = url.find("://");
+  if (scheme_end == std::string::npos)
+    return false;
+  std::string rest = url.substr(scheme_end + 3);
+  auto at = rest.rfind('@', rest.find('/'));
+  if (at != std::string::npos)
+    rest = rest.substr(at + 1);
+  auto slash = rest.find_first_of("/?");
+  std::string hostport = rest.substr(0, slash);
+  auto colon = hostport.rfind(':');
+  if (colon == std::string::npos || hostport.back() == ']') {
+    *host = hostport;
+    *port = 5432;
+  } else {
+    *host = hostport.substr(0, colon);
+    *port = std::atoi(hostport.c_str() + colon + 1);
+  }
+  return !host->empty() && *port > 0 && *port < 65536;
+}
+
+std::string restConnectAddress(const RestApiSettings& r) {
+  return r.connect_address.empty() ? r.listen : r.connect_address;
+}
+
+std::vector<WalSender> parseWalSenders(const nlohmann::json& rows) {
+  std::vector<WalSender> out;
+  if (!rows.is_array())
+    return out;
+  auto str = [](const nlohmann::json& row, const char* key) {
+    return row.contains(key) && row[key].is_string() ? row[key].get<std::string>() : std::string();
+  };
+  for (const auto& row : rows) {
+    if (!row.is_object())
+      continue;
+    WalSender w;
+    w.usename = str(row, "usename");
+    w.application_name = str(row, "application_name");
+    w.client_addr = str(row, "client_addr");
+    w.state = str(row, "state");
+    w.sync_state = str(row, "sync_state");
+    if (row.contains("sync_priority") && row["sync_priority"].is_number_integer())
+      w.sync_priority = row["sync_priority"].get<int>();
+    out.push_back(std::move(w));
+  }
+  return out;
+}
+
+}  // namespace
+
+Agent::Agent(AgentConfig config, DcsPtr dcs, PostgresControllerPtr postgres, const Clock& clock)
+    : config_(std::move(config)), dcs_(std::move(dcs)), pg_(std::move(postgres)), clock_(clock) {
+  identity_.conn_url = fmt::format("postgres://{}:{}/postgres", config_.postgresql.connectHost(),
+                                   config_.postgresql.connectPort());
+  identity_.api_url = fmt::format("http://{}/patroni", restConnectAddress(config_.restapi));
+  identity_.version = PGFLEET_VERSION;
+  identity_.tags = config_.tags;
+  settings_ = config_.bootstrap_dcs;
+  timing_ = deriveTiming(settings_);
+  min_ttl_ = settings_.ttl;
+  status_.scope = config_.scope;
+  status_.name = config_.name;
+  status_.version = PGFLEET_VERSION;
+  status_.api_url = identity_.api_url;
+  status_.conn_url = identity_.conn_url;
+  status_.tags = config_.tags;
+  status_.settings = settings_;
+  status_.role = "uninitialized";
+  status_.state = "starting";
+}
+
+Agent::~Agent() {
+  stop_ = true;
+  fence_stop_ = true;
+  fence_cv_.notify_all();
+  if (fence_thread_.joinable())
+    fence_thread_.join();
+}
+
+void Agent::requestStop() {
+  stop_ = true;
+  fence_cv_.notify_all();
+}
+
+AgentStatus Agent::status() const {
+  std::lock_guard<std::mutex> lk(mu_);
+  return status_;
+}
+
+int Agent::run() {
+  dcs_->setTtl(settings_.ttl);
+  dcs_->setRequestTimeout(timing_.request_timeout);
+  {
+    auto first = pg_->probe();
+    std::lock_guard<std::mutex> lk(mu_);
+    memory_.new_node = first.data_dir_empty;
+  }
+  spdlog::info("starting member {} of cluster {} (ttl {} s, loop_wait {} s)", config_.name,
+               config_.scope, settings_.ttl, settings_.loop_wait);
+  fence_thread_ = std::thread([this] { fenceLoop(); });
+
+  while (!stop_) {
+    last_cycle_start_ = clock_.now();
+    run_again_ = false;
+    cycle();
+    if (run_again_)
+      continue;
+    int64_t rev = 0;
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      rev = status_.cluster ? status_.cluster->revision : 0;
+    }
+    while (!stop_) {
+      auto now = clock_.now();
+      auto next = nextCycleAt();
+      if (now >= next)
+        break;
+      auto chunk = std::min(std::chrono::duration_cast<Millis>(next - now), Millis(250));
+      if (dcs_->waitForChange(rev, chunk))
+        break;
+    }
+  }
+  shutdown();
+  return 0;
+}
+
+MonoTime Agent::nextCycleAt() const {
+  std::lock_guard<std::mutex> lk(mu_);
+  Millis interval = memory_.lease_deadline ? timing_.renew_interval : timing_.loop_wait;
+  return last_cycle_start_ + interval;
+}
+
+void Agent::cycle() {
+  LocalPostgres pg = pg_->probe();
+  auto loaded = dcs_->load();
+  std::optional<ClusterView> cluster;
+  if (loaded.ok()) {
+    cluster = std::move(loaded).value();
+  } else {
+    spdlog::warn("reading the cluster from the dcs: {}", loaded.error().message);
+  }
+
+  HaInput in;
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    const nlohmann::json* dcs_config = cluster && cluster->config ? &*cluster->config : nullptr;
+    settings_ = effectiveSettings(config_, dcs_config);
+    min_ttl_ = std::min(min_ttl_, settings_.ttl);
+    timing_ = deriveTiming(settings_);
+    in.memory = memory_;
+    in.settings = settings_;
+  }
+  dcs_->setTtl(settings_.ttl);
+  dcs_->setRequestTimeout(timing_.request_timeout);
+
+  in.now = clock_.now();
+  in.self = config_.name;
+  in.tags = config_.tags;
+  in.cluster = cluster;
+  in.pg = pg;
+  // Divergence is measured on a running server; once seen, it is remembered for that leader until
+  // a rewind, because the stopped server can no longer report its position.
+  if (cluster && cluster->leader && divergedFromLeader(*cluster, pg))
+    diverged_from_ = cluster->leader->name;
+  in.diverged_from_leader = !diverged_from_.empty() && cluster && cluster->leader &&
+                            cluster->leader->name == diverged_from_;
+  if (cluster && !cluster->leader) {
+    if (!leader_missing_since_)
+      leader_missing_since_ = in.now;
+  } else {
+    leader_missing_since_.reset();
+  }
+  if (needsPeerStatus(in))
+    in.peers = fetchPeerStatuses(*cluster, config_.name, timing_.request_timeout);
+
+  Decision d = decide(in);
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    bool changed =
+        d.action != status_.last_decision.action || d.reason != status_.last_decision.reason;
+    if (changed || d.action != Action::kNone)
+      spdlog::info("{} ({})", d.reason, actionName(d.action));
+    else
+      spdlog::debug("{}", d.reason);
+    status_.last_decision = d;
+  }
+
+  execute(d, in);
+
+  LocalPostgres after = d.action == Action::kNone ? pg : pg_->probe();
+  if (cluster) {
+    auto touched = dcs_->touchMember(buildMemberData(identity_, after, activity_));
+    if (!touched.ok())
+      spdlog::warn("writing member key: {}", touched.error().message);
+    bool leading = false;
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      leading = memory_.lease_deadline.has_value();
+    }
+    if (leading && after.running && !after.in_recovery)
+      leaderHousekeeping(*cluster, after);
+  }
+  std::vector<WalSender> replication;
+  if (after.running && after.accepting && !after.in_recovery) {
+    auto info = pg_->replicationInfo();
+    if (info.ok())
+      replication = parseWalSenders(*info);
+  }
+  HaInput published = in;
+  published.pg = after;
+  publish(published, d, activity_);
+  std::lock_guard<std::mutex> lk(mu_);
+  status_.replication = std::move(replication);
+  if (cluster)
+    status_.dcs_last_seen = clock_.wallNow();
+}
+
+void Agent::setActivity(const std::string& activity) {
+  activity_ = activity;
+  if (activity.empty())
+    return;
+  LocalPostgres pg = pg_->probe();
+  auto touched = dcs_->touchMember(buildMemberData(identity_, pg, activity_));
+  if (!touched.ok())
+    spdlog::warn("writing member key: {}", touched.error().message);
+}
+
+bool Agent::renewOrAcquire(bool acquire) {
+  MonoTime sent = clock_.now();
+  auto r = acquire ? dcs_->acquireLeader() : dcs_->renewLeader();
+  std::lock_guard<std::mutex> lk(mu_);
+  if (!r.ok()) {
+    status_.counters.lease_renewal_failures++;
+    spdlog::warn("{} the leader lease: {}", acquire ? "acquiring" : "renewing", r.error().message);
+    return false;
+  }
+  if (!*r) {
+    if (!acquire) {
+      status_.counters.lease_renewal_failures++;
+      spdlog::warn("the leader key no longer holds our name");
+    }
+    run_again_ = true;
+    return false;
+  }
+  // The lease in etcd lives at least until `sent` + its granted ttl; the smallest ttl this agent
+  // ever used bounds the granted one from below.
+  memory_.lease_deadline = sent + Millis(min_ttl_ * 1000LL) - timing_.safety_margin;
+  status_.counters.lease_renewals++;
+  fence_cv_.notify_all();
+  return true;
+}
+
+std::optional<UpstreamConn> Agent::upstreamFor(const ClusterView& cluster,
+                                               const std::string& member) const {
+  UpstreamConn up;
+  up.application_name = config_.name;
+  if (settings_.use_slots)
+    up.slot_name = slotNameForMember(config_.name);
+  if (member.empty())
+    return up;
+  const MemberInfo* m = cluster.member(member);
+  if (m == nullptr || !splitConnUrl(m->conn_url, &up.host, &up.port)) {
+    spdlog::warn("member {} has no usable conn_url", member);
+    return std::nullopt;
+  }
+  return up;
+}
+
+void Agent::execute(const Decision& d, const HaInput& in) {
+  const ClusterView* cluster = in.cluster ? &*in.cluster : nullptr;
+  switch (d.action) {
+    case Action::kNone:
+      return;
+
+    case Action::kBootstrap: {
+      auto won = dcs_->attemptInitialize("");
+      if (!won.ok()) {
+        spdlog::warn("racing for initialize: {}", won.error().message);
+        return;
+      }
+      if (!*won) {
+        spdlog::info("another member won the bootstrap race");
+        run_again_ = true;
+        return;
+      }
+      setActivity("initializing new cluster");
+      auto st = pg_->bootstrap();
+      if (!st.ok()) {
+        spdlog::error("bootstrap failed: {}", st.error().message);
+        ignoreError(dcs_->cancelInitialize(), "the race is given back; the next loop retries");
+        setActivity("");
+        return;
+      }
+      setActivity("");
+      LocalPostgres pg = pg_->probe();
+      if (!renewOrAcquire(true)) {
+        spdlog::error("bootstrapped but could not take the leader lease; stopping PostgreSQL");
+        ignoreError(pg_->stop(StopMode::kFast, kStopTimeout), "logged by the controller");
+        return;
+      }
+      auto init = dcs_->setInitialize(pg.sysid);
+      if (!init.ok())
+        spdlog::warn("writing initialize: {}", init.error().message);
+      auto cfg = dcs_->setConfig(config_.bootstrap_dcs_raw, 0);
+      if (!cfg.ok() && cfg.error().code != ErrorCode::kCompareFailed)
+        spdlog::warn("writing config: {}", cfg.error().message);
+      std::lock_guard<std::mutex> lk(mu_);
+      memory_.new_node = false;
+      spdlog::info("initialized a new cluster with system identifier {}", pg.sysid);
+      return;
+    }
+
+    case Action::kClone: {
+      if (!cluster)
+        return;
+      auto up = upstreamFor(*cluster, d.source);
+      if (!up)
+        return;
+      setActivity("creating replica");
+      auto st = pg_->cloneFrom(*up);
+      if (!st.ok()) {
+        spdlog::error("cloning from {}: {}", d.source, st.error().message);
+        bool remove = false;
+        {
+          std::lock_guard<std::mutex> lk(mu_);
+          memory_.failed_clones++;
+          remove = memory_.new_node;
+        }
+        if (remove) {
+          spdlog::warn("removing the partial data directory left by this new node's failed clone");
+          ignoreError(pg_->removeDataDirectory(), "the next clone reports it if it matters");
+        }
+        setActivity("");
+        return;
+      }
+      setActivity("starting");
+      auto started = pg_->start(&*up, kStartTimeout);
+      setActivity("");
+      std::lock_guard<std::mutex> lk(mu_);
+      memory_.new_node = false;
+      memory_.failed_clones = 0;
+      if (!started.ok()) {
+        spdlog::error("starting the new replica: {}", started.error().message);
+        return;
+      }
+      memory_.following = d.source;
+      return;
+    }
+
+    case Action::kStartReplica: {
+      std::optional<UpstreamConn> up =
+          cluster ? upstreamFor(*cluster, d.source) : std::optional<UpstreamConn>(UpstreamConn{});
+      if (!up)
+        return;
+      bool crashed = in.pg.control_state == ControlState::kInProduction ||
+                     in.pg.control_state == ControlState::kInArchiveRecovery;
+      setActivity("starting");
+      auto st = pg_->start(&*up, kStartTimeout);
+      setActivity("");
+      std::lock_guard<std::mutex> lk(mu_);
+      if (!st.ok()) {
+        spdlog::error("starting PostgreSQL as a replica: {}", st.error().message);
+        return;
+      }
+      if (crashed)
+        status_.counters.postgres_restarts++;
+      memory_.following = d.source;
+      run_again_ = true;
+      return;
+    }
+
+    case Action::kFollow: {
+      if (!cluster)
+        return;
+      auto up = upstreamFor(*cluster, d.source);
+      if (!up)
+        return;
+      auto st = pg_->follow(*up);
+      if (!st.ok()) {
+        spdlog::error("following {}: {}", d.source, st.error().message);
+        return;
+      }
+      std::lock_guard<std::mutex> lk(mu_);
+      memory_.following = d.source;
+      return;
+    }
+
+    case Action::kRenewLease:
+      renewOrAcquire(false);
+      return;
+
+    case Action::kAcquireLease:
+      renewOrAcquire(true);
+      return;
+
+    case Action::kAcquireAndPromote: {
+      bool ours = cluster && cluster->leader && cluster->leader->name == config_.name;
+      MonoTime detected = leader_missing_since_.value_or(in.now);
+      if (!renewOrAcquire(!ours))
+        return;
+      MonoTime acquired = clock_.now();
+      auto st = pg_->promote(kPromoteTimeout);
+      MonoTime promoted = clock_.now();
+      if (st.ok())
+        publishPromotion();
+      if (!st.ok()) {
+        spdlog::error("promote failed: {}; releasing the leader key", st.error().message);
+        ignoreError(dcs_->deleteLeader(), "the lease expires anyway");
+        std::lock_guard<std::mutex> lk(mu_);
+        memory_.lease_deadline.reset();
+        return;
+      }
+      auto ms = [](MonoTime a, MonoTime b) {
+        return std::chrono::duration_cast<Millis>(b - a).count();
+      };
+      std::string reason =
+          fmt::format("{} (detected +0 ms, lease acquired +{} ms, promoted +{} ms)", d.reason,
+                      ms(detected, acquired), ms(detected, promoted));
+      if (cluster)
+        recordPromotion(*cluster, in.pg.timeline, in.pg.wal_position, reason);
+      std::lock_guard<std::mutex> lk(mu_);
+      status_.counters.promotions++;
+      memory_.following.clear();
+      run_again_ = true;
+      return;
+    }
+
+    case Action::kDemote: {
+      auto st = pg_->stop(StopMode::kImmediate, kFenceStopTimeout);
+      if (!st.ok())
+        spdlog::error("demoting: {}", st.error().message);
+      bool held = false;
+      {
+        std::lock_guard<std::mutex> lk(mu_);
+        held = memory_.lease_deadline.has_value() ||
+               (cluster && cluster->leader && cluster->leader->name == config_.name);
+        memory_.lease_deadline.reset();
+        memory_.following.clear();
+        status_.is_leader = false;
+        status_.counters.demotions++;
+      }
+      if (held)
+        ignoreError(dcs_->deleteLeader(), "only deletes a key that holds our name");
+      run_again_ = true;
+      return;
+    }
+
+    case Action::kRewind: {
+      if (!cluster)
+        return;
+      auto up = upstreamFor(*cluster, d.source);
+      if (!up)
+        return;
+      setActivity("rewinding from " + d.source);
+      auto st = pg_->rewind(*up);
+      if (!st.ok()) {
+        spdlog::error("pg_rewind from {}: {}", d.source, st.error().message);
+        setActivity("");
+        std::lock_guard<std::mutex> lk(mu_);
+        memory_.rewind_failed = true;
+        return;
+      }
+      setActivity("starting");
+      auto started = pg_->start(&*up, kStartTimeout);
+      setActivity("");
+      diverged_from_.clear();
+      std::lock_guard<std::mutex> lk(mu_);
+      memory_.rewind_failed = false;
+      if (!started.ok()) {
+        spdlog::error("starting the rewound replica: {}", started.error().message);
+        return;
+      }
+      memory_.following = d.source;
+      return;
+    }
+
+    case Action::kStartPrimary: {
+      if (!renewOrAcquire(false))
+        return;
+      setActivity("starting");
+      auto st = pg_->start(nullptr, kStartTimeout);
+      setActivity("");
+      std::lock_guard<std::mutex> lk(mu_);
+      if (!st.ok()) {
+        spdlog::error("restarting PostgreSQL as primary: {}", st.error().message);
+        return;
+      }
+      status_.counters.postgres_restarts++;
+      return;
+    }
+
+    case Action::kReclone:
+      spdlog::warn("re-cloning is not enabled for this member; waiting for an operator");
+      return;
+  }
+}
+
+void Agent::recordPromotion(const ClusterView& cluster, int old_timeline, int64_t switch_lsn,
+                            const std::string& reason) {
+  nlohmann::json history = cluster.history.is_array() ? cluster.history : nlohmann::json::array();
+  history.push_back(
+      {old_timeline, switch_lsn, reason, formatIsoTime(clock_.wallNow()), config_.name});
+  auto st = dcs_->setHistory(history);
+  if (!st.ok())
+    spdlog::warn("writing history: {}", st.error().message);
+}
+
+void Agent::leaderHousekeeping(const ClusterView& cluster, const LocalPostgres& pg) {
+  if (pg.wal_position != last_optime_) {
+    auto st = dcs_->setStatus({{"optime", pg.wal_position}});
+    if (st.ok())
+      last_optime_ = pg.wal_position;
+  }
+  if (!settings_.use_slots)
+    return;
+  std::set<std::string> slots;
+  for (const auto& m : cluster.members)
+    if (m.name != config_.name)
+      slots.insert(slotNameForMember(m.name));
+  if (slots == last_slots_)
+    return;
+  auto st = pg_->syncReplicationSlots(slots);
+  if (st.ok())
+    last_slots_ = slots;
+  else
+    spdlog::warn("replication slots: {}", st.error().message);
+}
+
+void Agent::publishPromotion() {
+  // Health checks (HAProxy's /primary) must see the new primary now, not at the end of the cycle.
+  LocalPostgres pg = pg_->probe();
+  std::lock_guard<std::mutex> lk(mu_);
+  status_.pg = pg;
+  status_.role = memberRole(pg);
+  status_.state = memberState(pg, "");
+  status_.is_leader = memory_.lease_deadline.has_value() && pg.running && !pg.in_recovery;
+}
+
+void Agent::publish(const HaInput& in, const Decision& d, const std::string& activity) {
+  std::lock_guard<std::mutex> lk(mu_);
+  status_.settings = in.settings;
+  status_.pg = in.pg;
+  status_.role = memberRole(in.pg);
+  status_.state = memberState(in.pg, activity);
+  status_.cluster = in.cluster;
+  status_.dcs_reachable = in.cluster.has_value();
+  // We lead while we hold an unexpired lease (the fence clears it the moment it expires) and our
+  // server runs as a primary.
+  status_.is_leader = memory_.lease_deadline.has_value() && in.pg.running && !in.pg.in_recovery;
+  status_.last_decision = d;
+  status_.updated_at = clock_.wallNow();
+  status_.last_loop = clock_.now();
+  status_.counters.loops++;
+  if (!in.pg.sysid.empty())
+    status_.database_system_identifier = in.pg.sysid;
+}
+
+void Agent::fenceLoop() {
+  std::unique_lock<std::mutex> lk(mu_);
+  while (!fence_stop_) {
+    fence_cv_.wait_for(lk, Millis(50));
+    if (!memory_.lease_deadline || clock_.now() < *memory_.lease_deadline)
+      continue;
+    memory_.lease_deadline.reset();
+    status_.is_leader = false;
+    status_.counters.demotions++;
+    lk.unlock();
+    spdlog::error(
+        "lease deadline passed without a renewal: stopping PostgreSQL now (immediate) so "
+        "that this node cannot accept writes once the lease may have expired");
+    auto st = pg_->stop(StopMode::kImmediate, kFenceStopTimeout);
+    if (!st.ok())
+      spdlog::error("fence stop: {}", st.error().message);
+    lk.lock();
+  }
+}
+
+void Agent::shutdown() {
+  bool leader = false;
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    leader = memory_.lease_deadline.has_value();
+  }
+  spdlog::info("shutting down: stopping PostgreSQL{}",
+               leader ? " and releasing the leader key" : "");
+  auto st = pg_->stop(StopMode::kFast, kStopTimeout);
+  if (!st.ok()) {
+    spdlog::error("stopping PostgreSQL: {}", st.error().message);
+    ignoreError(pg_->stop(StopMode::kImmediate, kFenceStopTimeout), "last resort");
+  }
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    memory_.lease_deadline.reset();
+  }
+  if (leader) {
+    auto del = dcs_->deleteLeader();
+    if (!del.ok())
+      spdlog::warn("releasing the leader key: {}", del.error().message);
+  }
+  ignoreError(dcs_->deleteMember(), "the member key expires with the lease anyway");
+  ignoreError(dcs_->releaseLease(), "the lease expires by itself");
+  fence_stop_ = true;
+  fence_cv_.notify_all();
+  if (fence_thread_.joinable())
+    fence_thread_.join();
+}
+
+}  // namespace pgf

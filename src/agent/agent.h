@@ -1,0 +1,87 @@
+// The agent daemon: one HA loop per node. Every cycle it reads the cluster from the DCS and its own
+// PostgreSQL, asks decide() for exactly one step, carries it out, publishes its member key and a
+// status snapshot for the REST API. A separate fence thread enforces invariant 1: the moment the
+// lease deadline passes while this node runs as primary, it stops PostgreSQL (immediate mode),
+// whatever the loop is doing.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+
+#include "agent/config.h"
+#include "agent/member_data.h"
+#include "agent/status.h"
+#include "agent/timing.h"
+#include "common/clock.h"
+#include "dcs/dcs.h"
+#include "ha/decision.h"
+#include "postgres/controller.h"
+
+namespace pgf {
+
+class Agent {
+ public:
+  Agent(AgentConfig config, DcsPtr dcs, PostgresControllerPtr postgres, const Clock& clock);
+  ~Agent();
+  Agent(const Agent&) = delete;
+  Agent& operator=(const Agent&) = delete;
+
+  // Runs the HA loop until requestStop(), then shuts down cleanly (a primary stops PostgreSQL and
+  // releases the leader key so the others fail over at once). Returns the process exit code.
+  int run();
+  // Thread-safe; may be called from a signal-handling thread.
+  void requestStop();
+
+  AgentStatus status() const;
+
+ private:
+  void cycle();
+  void execute(const Decision& d, const HaInput& in);
+  void publish(const HaInput& in, const Decision& d, const std::string& activity);
+  void publishPromotion();
+  void leaderHousekeeping(const ClusterView& cluster, const LocalPostgres& pg);
+  void fenceLoop();
+  void shutdown();
+
+  // Renews (or, with `acquire`, takes) the lease; on success moves the deadline. Returns whether we
+  // hold the lease afterwards.
+  bool renewOrAcquire(bool acquire);
+  void setActivity(const std::string& activity);
+  std::optional<UpstreamConn> upstreamFor(const ClusterView& cluster,
+                                          const std::string& member) const;
+  void recordPromotion(const ClusterView& cluster, int old_timeline, int64_t switch_lsn,
+                       const std::string& reason);
+  MonoTime nextCycleAt() const;
+
+  AgentConfig config_;
+  DcsPtr dcs_;
+  PostgresControllerPtr pg_;
+  const Clock& clock_;
+  MemberIdentity identity_;
+
+  std::atomic<bool> stop_{false};
+  std::atomic<bool> fence_stop_{false};  // the fence outlives the loop until shutdown is complete
+  std::thread fence_thread_;
+
+  mutable std::mutex mu_;  // guards everything below
+  std::condition_variable fence_cv_;
+  AgentMemory memory_;
+  AgentTiming timing_;
+  HaSettings settings_;
+  AgentStatus status_;
+  MonoTime last_cycle_start_{};
+  bool primary_ = false;  // the last probe saw our server running as a primary
+  std::optional<MonoTime> leader_missing_since_;
+  std::string activity_;      // what a long action is doing, shown as the member's state
+  int min_ttl_ = 30;          // the smallest ttl this agent ever used for its lease
+  bool run_again_ = false;    // the next cycle should follow at once
+  int64_t last_optime_ = -1;  // the last position written to "status"
+  std::set<std::string> last_slots_;
+  std::string diverged_from_;  // the leader our WAL was seen to diverge from ("" when none)
+};
+
+}  // namespace pgf

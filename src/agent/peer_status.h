@@ -1,0 +1,25 @@
+// Asking the other members how they are, through their REST APIs (GET <api_url>), when the leader
+// key is gone and this member must decide whether it is the best candidate.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "common/clock.h"
+#include "dcs/cluster_view.h"
+#include "ha/decision.h"
+
+namespace pgf {
+
+// Interprets a member's /patroni document. An unparsable body gives reachable = false.
+PeerStatus parsePeerStatus(const std::string& name, const std::string& body);
+
+// Splits "http://host:port/path" into host, port and path. false when it is not such a URL.
+bool splitHttpUrl(const std::string& url, std::string* host, int* port, std::string* path);
+
+// Queries every member except `self` in parallel, each bounded by `timeout`. Unreachable members
+// are returned with reachable = false.
+std::vector<PeerStatus> fetchPeerStatuses(const ClusterView& cluster, const std::string& self,
+                                          Millis timeout);
+
+}  // namespace pgf

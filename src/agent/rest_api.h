@@ -1,0 +1,79 @@
+// The agent's REST API, compatible with Patroni 3.0.2's (patroni/api.py): the same paths, status
+// codes and JSON shapes, so that HAProxy health checks, Kubernetes probes and monitoring written
+// for Patroni work unchanged. See docs/rest-api.md.
+//
+// handleRequest() is a pure function of a status snapshot, the request and the time: it does no
+// I/O, never blocks and never throws, so every endpoint is unit-tested without a socket. RestServer
+// is the thin HTTP layer over it (cpp-httplib): each request takes a fresh snapshot from the
+// provider (the HA loop publishes one per cycle) and answers from it, so the API never waits on
+// the DCS or PostgreSQL.
+#pragma once
+
+#include <atomic>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "agent/status.h"
+#include "common/clock.h"
+#include "common/result.h"
+
+namespace httplib {
+class Server;
+}
+
+namespace pgf {
+
+struct HttpReply {
+  int status = 200;
+  std::string content_type;  // "" when there is no body
+  std::string body;
+  std::map<std::string, std::string> headers;  // extra headers, such as Allow on a 405
+};
+
+// Query parameters as decoded by the HTTP layer; where a key repeats, the first value counts.
+using QueryParams = std::multimap<std::string, std::string>;
+
+// Answers one request. `method` is upper case ("GET", "HEAD", "OPTIONS", ...); `path` excludes the
+// query string. HEAD and OPTIONS get the status code only (as Patroni writes for HAProxy), GET the
+// JSON document as well.
+HttpReply handleRequest(const AgentStatus& s, const std::string& method, const std::string& path,
+                        const QueryParams& query, MonoTime now, WallTime wall);
+
+// Parses a ?lag= value as Patroni does: bytes, or a number with a unit B, kB, MB, GB or TB
+// ("16MB" = 16777216). Errors (kInvalidArgument) on anything else, including negative values.
+Result<int64_t> parseLagBytes(const std::string& text);
+
+class RestServer {
+ public:
+  using StatusProvider = std::function<AgentStatus()>;
+
+  // `listen` is "host:port" ("*", "0.0.0.0" or "" for every IPv4 interface, "[::1]:8008" for IPv6;
+  // port 0 picks a free port, see port()). `clock` defaults to the system clock; it must outlive
+  // the server.
+  RestServer(std::string listen, StatusProvider provider, const Clock* clock = nullptr);
+  ~RestServer();
+  RestServer(const RestServer&) = delete;
+  RestServer& operator=(const RestServer&) = delete;
+
+  // Binds the socket (an error if it cannot) and serves on a thread of its own.
+  Status start();
+  // Stops serving and joins the thread. Idempotent; the destructor calls it.
+  void stop();
+  // The bound port (after a successful start()), 0 before.
+  int port() const { return port_; }
+
+ private:
+  std::string listen_;
+  StatusProvider provider_;
+  SystemClock system_clock_;
+  const Clock& clock_;
+  std::unique_ptr<httplib::Server> server_;
+  std::thread thread_;
+  std::atomic<bool> serving_done_{false};  // the serving thread has left httplib's accept loop
+  int port_ = 0;
+};
+
+}  // namespace pgf

@@ -1,0 +1,39 @@
+// Failover candidacy: may this standby take the free leader lease? A pure check over what the
+// snapshot and the peers' REST APIs said during this loop (DESIGN.md invariant 3): our WAL position
+// must be within maximum_lag_on_failover of the last known leader position, no reachable peer may
+// still run as a primary, and no reachable peer that may fail over may be further ahead.
+//
+// An unreachable peer is left out of every comparison: we cannot know its position, and waiting for
+// it would block failover whenever the old primary's host is the one that died. Equal positions do
+// not disqualify anybody; the compare-and-create on the leader key settles such a tie.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "dcs/cluster_view.h"
+#include "ha/decision.h"
+
+namespace pgf {
+
+// The last WAL position the leader is known to have reached: the "status" key's optime, falling
+// back to the highest xlog_location of a member whose role is primary. 0 when unknown.
+int64_t lastKnownLeaderPosition(const ClusterView& cluster);
+
+// Orders failover candidates best first: reachable before unreachable, still-primary before
+// standby (it has everything), higher WAL position first, then name for a stable tie-break.
+bool betterCandidate(const PeerStatus& a, const PeerStatus& b);
+
+struct Candidacy {
+  bool eligible = false;
+  std::string reason;         // why not, or the sentence for promoting ourselves
+  int reachable_members = 0;  // reachable peers plus ourselves
+};
+
+// `self` and `our_position` describe this standby; `peers` may include an entry for ourselves,
+// which is ignored.
+Candidacy checkCandidacy(const std::string& self, int64_t our_position, const HaSettings& settings,
+                         const ClusterView& cluster, const std::vector<PeerStatus>& peers);
+
+}  // namespace pgf

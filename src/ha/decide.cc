@@ -1,0 +1,246 @@
+// decide(): the rules run in a fixed order and the first one that applies chooses the step. The
+// order is the safety argument: the fence (invariant 1) comes before everything else, including
+// pause and an unreadable DCS, because a primary past its lease deadline may already share the
+// cluster with a new primary. Every other rule may assume that a running primary still holds a
+// valid lease.
+#include <chrono>
+#include <optional>
+#include <string>
+#include <utility>
+
+#include <fmt/format.h>
+
+#include "ha/candidate.h"
+#include "ha/decision.h"
+#include "postgres/lsn.h"
+
+namespace pgf {
+namespace {
+
+using Step = std::optional<Decision>;
+
+Decision make(Action action, std::string reason, std::string source = "") {
+  return Decision{action, std::move(reason), std::move(source)};
+}
+
+bool isPrimary(const LocalPostgres& pg) {
+  return pg.running && !pg.in_recovery;
+}
+
+bool isStandby(const LocalPostgres& pg) {
+  return pg.running && pg.in_recovery;
+}
+
+long long millisBetween(MonoTime from, MonoTime to) {
+  return std::chrono::duration_cast<Millis>(to - from).count();
+}
+
+std::string localRole(const LocalPostgres& pg) {
+  if (pg.data_dir_empty)
+    return "no data directory yet";
+  if (!pg.running)
+    return "postgresql not running";
+  return pg.in_recovery ? "running as a standby" : "running as primary";
+}
+
+const std::string* leaderName(const HaInput& in) {
+  return in.cluster && in.cluster->leader ? &in.cluster->leader->name : nullptr;
+}
+
+// Rule 1: a primary must hold a lease it can prove, or stop.
+Step fence(const HaInput& in) {
+  if (!isPrimary(in.pg))
+    return std::nullopt;
+  const auto& deadline = in.memory.lease_deadline;
+  if (deadline) {
+    if (in.now < *deadline)
+      return std::nullopt;
+    return make(Action::kDemote,
+                fmt::format("demoting: lease deadline passed {} ms ago, the leader lease may have "
+                            "expired in the dcs{}",
+                            millisBetween(*deadline, in.now),
+                            in.settings.paused ? " (fencing applies even while paused)" : ""));
+  }
+  // No deadline: the agent restarted and found its server running as primary.
+  if (!in.cluster)
+    return make(Action::kDemote,
+                "demoting: running as primary without a lease and the dcs is unreachable");
+  const std::string* leader = leaderName(in);
+  if (!leader)
+    return make(Action::kAcquireLease,
+                "running as primary without a lease and no leader key: acquiring the lease");
+  if (*leader == in.self)
+    return make(Action::kRenewLease,
+                "running as primary without a lease deadline and the leader key names us: "
+                "renewing the lease");
+  return make(Action::kDemote,
+              fmt::format("demoting: running as primary without a lease while {} holds the "
+                          "leader key",
+                          *leader));
+}
+
+// Rule 2.
+Step dcsUnreadable(const HaInput& in) {
+  if (in.cluster)
+    return std::nullopt;
+  if (isPrimary(in.pg))  // the fence let it through, so the deadline is in the future
+    return make(Action::kRenewLease,
+                fmt::format("dcs unreachable: still primary, retrying the lease renewal until the "
+                            "deadline in {} ms",
+                            millisBetween(in.now, *in.memory.lease_deadline)));
+  return make(Action::kNone, fmt::format("dcs unreachable: waiting ({})", localRole(in.pg)));
+}
+
+// Rule 3.
+Step paused(const HaInput& in) {
+  if (!in.settings.paused)
+    return std::nullopt;
+  const std::string* leader = leaderName(in);
+  if (leader && *leader == in.self && isPrimary(in.pg))
+    return make(Action::kRenewLease, "paused: renewing the leader lease as primary");
+  return make(Action::kNone, fmt::format("paused: no automatic action (leader {}, {})",
+                                         leader ? *leader : std::string("none"), localRole(in.pg)));
+}
+
+// Rule 4: a member we could clone from, preferring a running member tagged clonefrom.
+Decision cloneSource(const HaInput& in, const MemberInfo& leader) {
+  for (const auto& m : in.cluster->members)
+    if (m.name != in.self && m.tags.clonefrom && m.state == "running")
+      return make(Action::kClone, fmt::format("cloning from {} (tagged clonefrom)", m.name),
+                  m.name);
+  return make(Action::kClone, fmt::format("cloning from the leader {}", leader.name), leader.name);
+}
+
+Step emptyDataDirectory(const HaInput& in) {
+  if (!in.pg.data_dir_empty)
+    return std::nullopt;
+  const ClusterView& cluster = *in.cluster;
+  // A member that may never lead must not win the race either: the winner becomes the leader.
+  if (!cluster.initialize && in.tags.nofailover)
+    return make(Action::kNone,
+                "not bootstrapping: nofailover tag set, waiting for another member to bootstrap");
+  if (!cluster.initialize)
+    return make(Action::kBootstrap,
+                "bootstrapping: data directory empty and no initialize key, racing for it");
+  const std::string* leader = leaderName(in);
+  if (!leader)
+    return make(Action::kNone,
+                "waiting for the leader to finish bootstrapping: initialize key present but no "
+                "leader");
+  if (*leader == in.self)
+    return make(Action::kNone,
+                "data directory empty while we hold the leader key: waiting for it to expire");
+  const MemberInfo* member = cluster.leaderMember();
+  if (!member)
+    return make(Action::kNone,
+                fmt::format("waiting for the leader {} to finish bootstrapping: it has no member "
+                            "key yet",
+                            *leader));
+  return cloneSource(in, *member);
+}
+
+// Rule 5.
+Step sysidMismatch(const HaInput& in) {
+  const auto& init = in.cluster->initialize;
+  if (!init || init->empty() || in.pg.sysid.empty() || *init == in.pg.sysid)
+    return std::nullopt;
+  return make(Action::kNone,
+              fmt::format("system identifier mismatch: local {} vs cluster {}, refusing to join",
+                          in.pg.sysid, *init));
+}
+
+// Rule 6.
+Decision weLead(const HaInput& in) {
+  if (!in.pg.running)
+    return make(Action::kStartPrimary,
+                "starting as primary: we hold the leader lease but postgresql is not running");
+  if (in.pg.in_recovery)
+    return make(Action::kAcquireAndPromote,
+                "promoting: we hold the leader key but run as a standby");
+  return make(Action::kRenewLease,
+              fmt::format("no action: {} is the leader with the lease, renewing it", in.self));
+}
+
+// Rule 7's rejoin of a member that holds WAL the leader lacks: pg_rewind, or wait for an operator
+// (invariant 5: nothing is deleted automatically).
+Decision rejoinByRewind(const HaInput& in, const std::string& leader, const char* what) {
+  const LocalPostgres& pg = in.pg;
+  if (in.settings.use_pg_rewind && !in.memory.rewind_failed)
+    return make(Action::kRewind,
+                fmt::format("rewinding from {}: {} on timeline {} at {}", leader, what, pg.timeline,
+                            formatLsn(pg.wal_position)),
+                leader);
+  return make(
+      Action::kNone,
+      fmt::format("{} needs a rewind or reinitialize before it can follow {} ({})", what, leader,
+                  in.memory.rewind_failed ? "pg_rewind failed" : "use_pg_rewind is off"));
+}
+
+// Rule 7.
+Decision anotherLeads(const HaInput& in, const std::string& leader) {
+  const LocalPostgres& pg = in.pg;
+  if (isPrimary(pg))
+    return make(Action::kDemote,
+                fmt::format("demoting: {} holds the leader lease while we run as primary", leader));
+  if (!pg.running && pg.wasPrimary())
+    return rejoinByRewind(in, leader, "former primary");
+  if (!pg.running && in.diverged_from_leader)
+    return rejoinByRewind(in, leader, "diverged standby");
+  if (!pg.running)
+    return make(Action::kStartReplica, fmt::format("starting as a replica of {}", leader), leader);
+  if (in.diverged_from_leader) {
+    if (in.settings.use_pg_rewind && !in.memory.rewind_failed)
+      return make(Action::kDemote,
+                  fmt::format("stopping: our WAL at {} on timeline {} diverged from {}'s history, "
+                              "rewinding next",
+                              formatLsn(pg.wal_position), pg.timeline, leader));
+    return rejoinByRewind(in, leader, "diverged standby");
+  }
+  if (in.memory.following != leader)
+    return make(Action::kFollow,
+                fmt::format("following {} (was {})", leader,
+                            in.memory.following.empty() ? std::string("following nobody")
+                                                        : "following " + in.memory.following),
+                leader);
+  return make(Action::kNone, fmt::format("following {}", leader));
+}
+
+// Rule 8.
+Decision noLeader(const HaInput& in) {
+  const LocalPostgres& pg = in.pg;
+  if (isPrimary(pg))  // the fence let it through: our deadline is still in the future
+    return make(Action::kAcquireLease,
+                "leader key gone while we run as primary with a valid lease: taking it back");
+  if (!pg.running)
+    return make(Action::kStartReplica,
+                "no leader: starting as a standby without upstream until one is elected");
+  if (in.tags.nofailover)
+    return make(Action::kNone, "no leader: not promoting, nofailover tag set");
+  Candidacy c = checkCandidacy(in.self, pg.wal_position, in.settings, *in.cluster, in.peers);
+  return make(c.eligible ? Action::kAcquireAndPromote : Action::kNone, std::move(c.reason));
+}
+
+}  // namespace
+
+bool needsPeerStatus(const HaInput& in) {
+  if (!in.cluster || in.cluster->leader || in.settings.paused || in.tags.nofailover)
+    return false;
+  if (in.pg.data_dir_empty || !isStandby(in.pg))
+    return false;
+  return !sysidMismatch(in).has_value();
+}
+
+Decision decide(const HaInput& in) {
+  for (auto rule : {fence, dcsUnreadable, paused, emptyDataDirectory, sysidMismatch}) {
+    if (Step s = rule(in))
+      return std::move(*s);
+  }
+  const std::string* leader = leaderName(in);
+  if (!leader)
+    return noLeader(in);
+  if (*leader == in.self)
+    return weLead(in);
+  return anotherLeads(in, *leader);
+}
+
+}  // namespace pgf

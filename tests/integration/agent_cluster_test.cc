@@ -1,0 +1,169 @@
+// The agent against real etcd, PostgreSQL 15 and HAProxy on loopback: bootstrap, failover after a
+// SIGKILL of the primary's agent and server, rejoin with pg_rewind, restart of a crashed server,
+// etcd loss (no writer once the ttl has passed), and a clean stop handing over at once.
+#include <signal.h>
+
+#include <set>
+#include <string>
+
+#include <gtest/gtest.h>
+
+#include "support/local_cluster.h"
+
+namespace pgf::testing {
+namespace {
+
+using std::chrono::seconds;
+
+class AgentClusterTest : public ::testing::Test {
+ protected:
+  void TearDown() override {
+    if (HasFailure() && cluster_)
+      std::cerr << cluster_->logTails(60);
+  }
+
+  void startCluster(ClusterOptions options) {
+    cluster_ = std::make_unique<LocalCluster>(options);
+    auto st = cluster_->start();
+    ASSERT_TRUE(st.ok()) << st.error().message;
+    ASSERT_TRUE(cluster_->waitHealthy(Millis(seconds(120))))
+        << "the cluster did not reach one primary and streaming replicas";
+  }
+
+  // Runs a statement through HAProxy's read-write port, retrying until `timeout`.
+  bool writeThroughHaproxy(const std::string& sql, Millis timeout) {
+    return waitUntil([&] { return cluster_->query(cluster_->readWriteParams(), sql).ok(); },
+                     timeout);
+  }
+
+  long long count(const ConnParams& params, const std::string& table) {
+    auto r = cluster_->query(params, "SELECT count(*) FROM " + table);
+    if (!r.ok() || r->rows.empty() || !r->rows[0][0])
+      return -1;
+    return std::stoll(*r->rows[0][0]);
+  }
+
+  bool acceptsWrites(int i) {
+    auto r = cluster_->query(cluster_->nodeParams(i), "INSERT INTO probe VALUES (default)",
+                             Millis(2000));
+    return r.ok();
+  }
+
+  std::unique_ptr<LocalCluster> cluster_;
+};
+
+TEST_F(AgentClusterTest, BootstrapsOnePrimaryWithStreamingReplicasBehindHaproxy) {
+  startCluster({});
+  auto primary = cluster_->primaryIndex();
+  ASSERT_TRUE(primary.has_value());
+  ASSERT_TRUE(writeThroughHaproxy("CREATE TABLE boot (v int); INSERT INTO boot VALUES (42)",
+                                  Millis(seconds(20))));
+  for (int i = 0; i < cluster_->nodes(); ++i) {
+    if (i == *primary)
+      continue;
+    EXPECT_TRUE(
+        waitUntil([&] { return count(cluster_->nodeParams(i), "boot") == 1; }, Millis(seconds(20))))
+        << cluster_->name(i) << " did not replicate the row";
+    std::string body;
+    EXPECT_EQ(cluster_->restGet(i, "/replica", &body), 200) << body;
+    EXPECT_EQ(cluster_->restGet(i, "/primary"), 503);
+  }
+  // The replicas use the physical slots the primary created for them.
+  auto slots = cluster_->query(cluster_->nodeParams(*primary),
+                               "SELECT count(*) FROM pg_replication_slots WHERE active");
+  ASSERT_TRUE(slots.ok());
+  EXPECT_EQ(*slots->rows[0][0], std::to_string(cluster_->nodes() - 1));
+}
+
+TEST_F(AgentClusterTest, KillingPrimaryAgentAndServerFailsOverAndOldPrimaryRejoins) {
+  startCluster({.ttl = 5, .loop_wait = 1, .retry_timeout = 2});
+  int old = *cluster_->primaryIndex();
+  ASSERT_TRUE(
+      writeThroughHaproxy("CREATE TABLE t (id serial primary key, v text)", Millis(seconds(20))));
+  for (int k = 0; k < 100; ++k)
+    ASSERT_TRUE(
+        cluster_->query(cluster_->readWriteParams(), "INSERT INTO t (v) VALUES ('before')").ok());
+
+  cluster_->signalAgent(old, SIGKILL);
+  cluster_->killPostmaster(old);
+
+  // A new primary takes writes through the same HAProxy port.
+  ASSERT_TRUE(writeThroughHaproxy("INSERT INTO t (v) VALUES ('after')", Millis(seconds(60))));
+  auto now_primary = cluster_->primaryIndex();
+  ASSERT_TRUE(now_primary.has_value());
+  EXPECT_NE(*now_primary, old);
+  long long on_new = count(cluster_->nodeParams(*now_primary), "t");
+  EXPECT_EQ(on_new, 101) << "rows acknowledged before the kill were lost or duplicated";
+
+  // The killed node comes back, is rewound if needed, and streams every row the new primary has.
+  ASSERT_TRUE(cluster_->startAgent(old).ok());
+  for (int k = 0; k < 10; ++k)
+    ASSERT_TRUE(
+        cluster_->query(cluster_->readWriteParams(), "INSERT INTO t (v) VALUES ('later')").ok());
+  long long expected = count(cluster_->nodeParams(*now_primary), "t");
+  EXPECT_TRUE(waitUntil(
+      [&] {
+        return cluster_->restGet(old, "/replica") == 200 &&
+               count(cluster_->nodeParams(old), "t") == expected;
+      },
+      Millis(seconds(90))))
+      << "the old primary did not rejoin as a streaming replica with all " << expected << " rows";
+  EXPECT_TRUE(cluster_->waitHealthy(Millis(seconds(60))));
+}
+
+TEST_F(AgentClusterTest, CrashedPrimaryServerIsRestartedWithoutFailover) {
+  startCluster({.ttl = 10, .loop_wait = 1, .retry_timeout = 2});
+  int primary = *cluster_->primaryIndex();
+  ASSERT_TRUE(writeThroughHaproxy("CREATE TABLE c (v int)", Millis(seconds(20))));
+  auto tl_before = cluster_->query(cluster_->nodeParams(primary),
+                                   "SELECT timeline_id FROM pg_control_checkpoint()");
+  ASSERT_TRUE(tl_before.ok());
+
+  cluster_->killPostmaster(primary);
+  ASSERT_TRUE(writeThroughHaproxy("INSERT INTO c VALUES (1)", Millis(seconds(30))));
+  EXPECT_EQ(cluster_->primaryIndex(), primary) << "a crash of PostgreSQL alone caused a failover";
+  auto tl_after = cluster_->query(cluster_->nodeParams(primary),
+                                  "SELECT timeline_id FROM pg_control_checkpoint()");
+  ASSERT_TRUE(tl_after.ok());
+  EXPECT_EQ(*tl_after->rows[0][0], *tl_before->rows[0][0]);
+}
+
+TEST_F(AgentClusterTest, LosingEtcdStopsEveryWriterUntilItReturns) {
+  startCluster({.ttl = 4, .loop_wait = 1, .retry_timeout = 2});
+  ASSERT_TRUE(writeThroughHaproxy("CREATE TABLE probe (id serial)", Millis(seconds(20))));
+  int primary = *cluster_->primaryIndex();
+  ASSERT_TRUE(acceptsWrites(primary));
+
+  cluster_->stopEtcd();
+  // Once the ttl has passed, no node accepts a write.
+  std::this_thread::sleep_for(seconds(4));
+  for (int i = 0; i < cluster_->nodes(); ++i)
+    EXPECT_FALSE(acceptsWrites(i)) << cluster_->name(i) << " accepted a write without etcd";
+
+  ASSERT_TRUE(cluster_->restartEtcd().ok());
+  ASSERT_TRUE(
+      waitUntil([&] { return cluster_->primaryIndexes().size() == 1; }, Millis(seconds(60))));
+  EXPECT_TRUE(writeThroughHaproxy("INSERT INTO probe VALUES (default)", Millis(seconds(30))));
+  EXPECT_EQ(cluster_->primaryIndexes().size(), 1u);
+}
+
+TEST_F(AgentClusterTest, CleanStopOfPrimaryAgentHandsOverBeforeTheLeaseExpires) {
+  // A long ttl: a failover faster than it proves the leader key was released, not expired.
+  startCluster({.ttl = 30, .loop_wait = 2, .retry_timeout = 5});
+  int old = *cluster_->primaryIndex();
+  auto t0 = std::chrono::steady_clock::now();
+  cluster_->signalAgent(old, SIGTERM);
+  ASSERT_TRUE(waitUntil(
+      [&] {
+        auto p = cluster_->primaryIndex();
+        return p && *p != old;
+      },
+      Millis(seconds(25))))
+      << "no new primary before the old lease could have expired";
+  auto took = std::chrono::steady_clock::now() - t0;
+  EXPECT_LT(took, seconds(25));
+  EXPECT_TRUE(writeThroughHaproxy("CREATE TABLE after_stop (v int)", Millis(seconds(20))));
+}
+
+}  // namespace
+}  // namespace pgf::testing
