@@ -7,6 +7,7 @@
 
 #include "agent/peer_status.h"
 #include "common/log.h"
+#include "common/process.h"
 #include "ha/divergence.h"
 #include "postgres/lsn.h"
 
@@ -100,6 +101,8 @@ Agent::~Agent() {
   fence_cv_.notify_all();
   if (fence_thread_.joinable())
     fence_thread_.join();
+  if (keeper_thread_.joinable())
+    keeper_thread_.join();
 }
 
 void Agent::requestStop() {
@@ -123,6 +126,7 @@ int Agent::run() {
   spdlog::info("starting member {} of cluster {} (ttl {} s, loop_wait {} s)", config_.name,
                config_.scope, settings_.ttl, settings_.loop_wait);
   fence_thread_ = std::thread([this] { fenceLoop(); });
+  keeper_thread_ = std::thread([this] { keeperLoop(); });
 
   while (!stop_) {
     last_cycle_start_ = clock_.now();
@@ -131,18 +135,26 @@ int Agent::run() {
     if (run_again_)
       continue;
     int64_t rev = 0;
+    pid_t postmaster = 0;
     {
       std::lock_guard<std::mutex> lk(mu_);
       rev = status_.cluster ? status_.cluster->revision : 0;
+      postmaster = status_.pg.running ? status_.pg.postmaster_pid : 0;
     }
+    // Sleep until the next cycle is due, a key the loop reacts to changes, or our postmaster dies
+    // (checked every 100 ms: a crashed server is restarted without waiting for the next loop).
     while (!stop_) {
       auto now = clock_.now();
       auto next = nextCycleAt();
       if (now >= next)
         break;
-      auto chunk = std::min(std::chrono::duration_cast<Millis>(next - now), Millis(250));
+      auto chunk = std::min(std::chrono::duration_cast<Millis>(next - now), Millis(100));
       if (dcs_->waitForChange(rev, chunk))
         break;
+      if (postmaster > 0 && !processAlive(postmaster)) {
+        spdlog::warn("postgresql (pid {}) exited", postmaster);
+        break;
+      }
     }
   }
   shutdown();
@@ -156,6 +168,7 @@ MonoTime Agent::nextCycleAt() const {
 }
 
 void Agent::cycle() {
+  reapZombieChildren();
   LocalPostgres pg = pg_->probe();
   auto loaded = dcs_->load();
   std::optional<ClusterView> cluster;
@@ -424,7 +437,11 @@ void Agent::execute(const Decision& d, const HaInput& in) {
       if (!renewOrAcquire(!ours))
         return;
       MonoTime acquired = clock_.now();
-      auto st = pg_->promote(kPromoteTimeout);
+      Status st;
+      {
+        LeaseKeeper keep(*this);
+        st = pg_->promote(kPromoteTimeout);
+      }
       MonoTime promoted = clock_.now();
       if (st.ok())
         publishPromotion();
@@ -502,9 +519,11 @@ void Agent::execute(const Decision& d, const HaInput& in) {
     case Action::kStartPrimary: {
       if (!renewOrAcquire(false))
         return;
-      setActivity("starting");
-      auto st = pg_->start(nullptr, kStartTimeout);
-      setActivity("");
+      Status st;
+      {
+        LeaseKeeper keep(*this);  // crash recovery may take longer than the lease
+        st = pg_->start(nullptr, kStartTimeout);
+      }
       std::lock_guard<std::mutex> lk(mu_);
       if (!st.ok()) {
         spdlog::error("restarting PostgreSQL as primary: {}", st.error().message);
@@ -580,6 +599,38 @@ void Agent::publish(const HaInput& in, const Decision& d, const std::string& act
     status_.database_system_identifier = in.pg.sysid;
 }
 
+Agent::LeaseKeeper::LeaseKeeper(Agent& agent) : agent_(agent) {
+  std::lock_guard<std::mutex> lk(agent_.mu_);
+  agent_.long_action_ = true;
+  agent_.fence_cv_.notify_all();
+}
+
+Agent::LeaseKeeper::~LeaseKeeper() {
+  std::lock_guard<std::mutex> lk(agent_.mu_);
+  agent_.long_action_ = false;
+}
+
+void Agent::keeperLoop() {
+  // While the loop is busy with a long action on the leader (starting or promoting PostgreSQL),
+  // this thread renews the lease at the usual interval, so that the action does not run into the
+  // fence. A renewal that fails leaves the deadline where it was: the fence still applies.
+  std::unique_lock<std::mutex> lk(mu_);
+  MonoTime last = clock_.now();
+  while (!fence_stop_) {
+    fence_cv_.wait_for(lk, Millis(50));
+    if (!long_action_ || !memory_.lease_deadline) {
+      last = clock_.now();
+      continue;
+    }
+    if (clock_.now() - last < timing_.renew_interval)
+      continue;
+    last = clock_.now();
+    lk.unlock();
+    renewOrAcquire(false);
+    lk.lock();
+  }
+}
+
 void Agent::fenceLoop() {
   std::unique_lock<std::mutex> lk(mu_);
   while (!fence_stop_) {
@@ -628,6 +679,8 @@ void Agent::shutdown() {
   fence_cv_.notify_all();
   if (fence_thread_.joinable())
     fence_thread_.join();
+  if (keeper_thread_.joinable())
+    keeper_thread_.join();
 }
 
 }  // namespace pgf

@@ -45,6 +45,20 @@ class Agent {
   void publishPromotion();
   void leaderHousekeeping(const ClusterView& cluster, const LocalPostgres& pg);
   void fenceLoop();
+  void keeperLoop();
+
+  // Marks a long action on the leader for as long as it lives: keeperLoop renews the lease
+  // meanwhile.
+  class LeaseKeeper {
+   public:
+    explicit LeaseKeeper(Agent& agent);
+    ~LeaseKeeper();
+    LeaseKeeper(const LeaseKeeper&) = delete;
+    LeaseKeeper& operator=(const LeaseKeeper&) = delete;
+
+   private:
+    Agent& agent_;
+  };
   void shutdown();
 
   // Renews (or, with `acquire`, takes) the lease; on success moves the deadline. Returns whether we
@@ -66,6 +80,7 @@ class Agent {
   std::atomic<bool> stop_{false};
   std::atomic<bool> fence_stop_{false};  // the fence outlives the loop until shutdown is complete
   std::thread fence_thread_;
+  std::thread keeper_thread_;
 
   mutable std::mutex mu_;  // guards everything below
   std::condition_variable fence_cv_;
@@ -76,10 +91,11 @@ class Agent {
   MonoTime last_cycle_start_{};
   bool primary_ = false;  // the last probe saw our server running as a primary
   std::optional<MonoTime> leader_missing_since_;
-  std::string activity_;      // what a long action is doing, shown as the member's state
-  int min_ttl_ = 30;          // the smallest ttl this agent ever used for its lease
-  bool run_again_ = false;    // the next cycle should follow at once
-  int64_t last_optime_ = -1;  // the last position written to "status"
+  bool long_action_ = false;            // see LeaseKeeper
+  std::string activity_;                // what a long action is doing, shown as the member's state
+  int min_ttl_ = 30;                    // the smallest ttl this agent ever used for its lease
+  std::atomic<bool> run_again_{false};  // the next cycle should follow at once
+  int64_t last_optime_ = -1;            // the last position written to "status"
   std::set<std::string> last_slots_;
   std::string diverged_from_;  // the leader our WAL was seen to diverge from ("" when none)
 };

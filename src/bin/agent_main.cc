@@ -1,5 +1,6 @@
 // pgfleet-agent <config.yml>: one per PostgreSQL node. Runs as the PostgreSQL user, never as root.
 #include <signal.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -64,6 +65,11 @@ int main(int argc, char** argv) {
   sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
+
+  // Become the parent of PostgreSQL's processes once pg_ctl has exited, so that a crashed
+  // postmaster is reaped at once (see reapZombieChildren) instead of whenever init gets to it.
+  if (prctl(PR_SET_CHILD_SUBREAPER, 1) != 0)
+    spdlog::warn("could not become a child subreaper; crash restarts may wait for init");
 
   pgf::SystemClock clock;
   pgf::EtcdDcsOptions etcd;

@@ -9,6 +9,11 @@
 
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <mutex>
+#include <set>
+#include <sstream>
 #include <thread>
 
 #include <fmt/format.h>
@@ -17,6 +22,26 @@ extern char** environ;
 
 namespace pgf {
 namespace {
+
+// Children that runCommand/spawnProcess started and someone will wait for: reapZombieChildren()
+// leaves them alone, so it never steals an exit status.
+std::mutex owned_mu;
+std::set<pid_t> owned_children;
+
+void own(pid_t pid) {
+  std::lock_guard<std::mutex> lk(owned_mu);
+  owned_children.insert(pid);
+}
+
+void disown(pid_t pid) {
+  std::lock_guard<std::mutex> lk(owned_mu);
+  owned_children.erase(pid);
+}
+
+bool owned(pid_t pid) {
+  std::lock_guard<std::mutex> lk(owned_mu);
+  return owned_children.count(pid) > 0;
+}
 
 std::vector<std::string> buildEnv(const std::map<std::string, std::string>& extra) {
   std::map<std::string, std::string> merged;
@@ -96,6 +121,7 @@ Result<CommandResult> runCommand(const CommandSpec& spec, Millis timeout) {
   }
   if (pid == 0)
     execChild(spec, a.argv.data(), a.envp.data(), in_pipe[0], out_pipe[1]);
+  own(pid);
   close(out_pipe[1]);
   close(in_pipe[0]);
   if (!spec.stdin_data.empty()) {
@@ -150,6 +176,7 @@ Result<CommandResult> runCommand(const CommandSpec& spec, Millis timeout) {
     }
     std::this_thread::sleep_for(Millis(5));
   }
+  disown(pid);
   if (!result.timed_out && WIFEXITED(status))
     result.exit_code = WEXITSTATUS(status);
   return result;
@@ -180,6 +207,7 @@ Result<pid_t> spawnProcess(const CommandSpec& spec) {
   close(out_fd);
   if (null_in >= 0)
     close(null_in);
+  own(pid);
   setpgid(pid, pid);
   return pid;
 }
@@ -195,8 +223,10 @@ bool waitProcess(pid_t pid, Millis timeout) {
   for (;;) {
     int status = 0;
     pid_t w = waitpid(pid, &status, WNOHANG);
-    if (w == pid)
+    if (w == pid) {
+      disown(pid);
       return true;
+    }
     if (w < 0 && errno == ECHILD)
       return !processAlive(pid);
     if (std::chrono::steady_clock::now() >= deadline)
@@ -208,7 +238,47 @@ bool waitProcess(pid_t pid, Millis timeout) {
 bool processAlive(pid_t pid) {
   if (pid <= 0)
     return false;
-  return kill(pid, 0) == 0 || errno == EPERM;
+  if (kill(pid, 0) != 0 && errno != EPERM)
+    return false;
+  // A zombie has exited; it only waits for its parent (often init) to reap it.
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  if (!std::getline(stat, line))
+    return true;
+  auto close_paren = line.rfind(')');
+  return close_paren == std::string::npos || close_paren + 2 >= line.size() ||
+         line[close_paren + 2] != 'Z';
+}
+
+int reapZombieChildren() {
+  int reaped = 0;
+  const std::string self = std::to_string(getpid());
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc", ec)) {
+    const std::string name = entry.path().filename().string();
+    if (name.empty() || name.find_first_not_of("0123456789") != std::string::npos)
+      continue;
+    std::ifstream stat(entry.path() / "stat");
+    std::string line;
+    if (!std::getline(stat, line))
+      continue;
+    // pid (comm) state ppid ...: comm may hold spaces and parentheses, so parse after the last ')'.
+    auto close_paren = line.rfind(')');
+    if (close_paren == std::string::npos || close_paren + 4 >= line.size())
+      continue;
+    std::istringstream rest(line.substr(close_paren + 2));
+    std::string state, ppid;
+    rest >> state >> ppid;
+    if (state != "Z" || ppid != self)
+      continue;
+    pid_t pid = static_cast<pid_t>(std::stol(name));
+    if (owned(pid))
+      continue;
+    int status = 0;
+    if (waitpid(pid, &status, WNOHANG) == pid)
+      ++reaped;
+  }
+  return reaped;
 }
 
 Result<std::pair<uid_t, gid_t>> lookupUser(const std::string& name) {

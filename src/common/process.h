@@ -42,8 +42,14 @@ Result<pid_t> spawnProcess(const CommandSpec& spec);
 bool signalProcess(pid_t pid, int sig, bool group = false);
 // Reaps our child `pid` if it has exited, waiting up to `timeout`. true: it is gone.
 bool waitProcess(pid_t pid, Millis timeout);
-// Whether a pid (any process, ours or not) exists.
+// Whether a pid (any process, ours or not) exists and has not exited (a zombie counts as gone).
 bool processAlive(pid_t pid);
+
+// Reaps exited children that nobody started through runCommand/spawnProcess: with
+// PR_SET_CHILD_SUBREAPER, the orphaned processes of a crashed PostgreSQL (its postmaster among
+// them) become our children, and a zombie postmaster would keep PostgreSQL from starting again
+// ("lock file postmaster.pid already exists"). Returns how many it reaped.
+int reapZombieChildren();
 
 // Looks a user up by name: {uid, gid}.
 Result<std::pair<uid_t, gid_t>> lookupUser(const std::string& name);
