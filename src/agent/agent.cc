@@ -74,8 +74,13 @@ std::vector<WalSender> parseWalSenders(const nlohmann::json& rows) {
 
 }  // namespace
 
-Agent::Agent(AgentConfig config, DcsPtr dcs, PostgresControllerPtr postgres, const Clock& clock)
-    : config_(std::move(config)), dcs_(std::move(dcs)), pg_(std::move(postgres)), clock_(clock) {
+Agent::Agent(AgentConfig config, DcsPtr dcs, PostgresControllerPtr postgres, const Clock& clock,
+             Watchdog* watchdog)
+    : config_(std::move(config)),
+      dcs_(std::move(dcs)),
+      pg_(std::move(postgres)),
+      clock_(clock),
+      watchdog_(watchdog) {
   identity_.conn_url = fmt::format("postgres://{}:{}/postgres", config_.postgresql.connectHost(),
                                    config_.postgresql.connectPort());
   identity_.api_url = fmt::format("http://{}/patroni", restConnectAddress(config_.restapi));
@@ -163,7 +168,7 @@ int Agent::run() {
 
 MonoTime Agent::nextCycleAt() const {
   std::lock_guard<std::mutex> lk(mu_);
-  Millis interval = memory_.lease_deadline ? timing_.renew_interval : timing_.loop_wait;
+  Millis interval = memory_.lease_deadline ? timing_.renew_interval : timing_.loop_interval;
   return last_cycle_start_ + interval;
 }
 
@@ -216,7 +221,10 @@ void Agent::cycle() {
     std::lock_guard<std::mutex> lk(mu_);
     bool changed =
         d.action != status_.last_decision.action || d.reason != status_.last_decision.reason;
-    if (changed || d.action != Action::kNone)
+    // Steady states (following, renewing) are logged once when they begin, every other step
+    // every time.
+    bool steady = d.action == Action::kNone || d.action == Action::kRenewLease;
+    if (changed || !steady)
       spdlog::info("{} ({})", d.reason, actionName(d.action));
     else
       spdlog::debug("{}", d.reason);
@@ -283,6 +291,8 @@ bool Agent::renewOrAcquire(bool acquire) {
   // The lease in etcd lives at least until `sent` + its granted ttl; the smallest ttl this agent
   // ever used bounds the granted one from below.
   memory_.lease_deadline = sent + Millis(min_ttl_ * 1000LL) - timing_.safety_margin;
+  if (watchdog_ != nullptr)
+    watchdog_->arm(*memory_.lease_deadline);
   status_.counters.lease_renewals++;
   fence_cv_.notify_all();
   return true;
@@ -371,17 +381,12 @@ void Agent::execute(const Decision& d, const HaInput& in) {
         setActivity("");
         return;
       }
-      setActivity("starting");
-      auto started = pg_->start(&*up, kStartTimeout);
-      setActivity("");
-      std::lock_guard<std::mutex> lk(mu_);
-      memory_.new_node = false;
-      memory_.failed_clones = 0;
-      if (!started.ok()) {
-        spdlog::error("starting the new replica: {}", started.error().message);
-        return;
+      {
+        std::lock_guard<std::mutex> lk(mu_);
+        memory_.new_node = false;
+        memory_.failed_clones = 0;
       }
-      memory_.following = d.source;
+      startStandby(*up, d.source, "the new replica");
       return;
     }
 
@@ -392,17 +397,11 @@ void Agent::execute(const Decision& d, const HaInput& in) {
         return;
       bool crashed = in.pg.control_state == ControlState::kInProduction ||
                      in.pg.control_state == ControlState::kInArchiveRecovery;
-      setActivity("starting");
-      auto st = pg_->start(&*up, kStartTimeout);
-      setActivity("");
-      std::lock_guard<std::mutex> lk(mu_);
-      if (!st.ok()) {
-        spdlog::error("starting PostgreSQL as a replica: {}", st.error().message);
+      if (!startStandby(*up, d.source, "PostgreSQL as a replica"))
         return;
-      }
+      std::lock_guard<std::mutex> lk(mu_);
       if (crashed)
         status_.counters.postgres_restarts++;
-      memory_.following = d.source;
       run_again_ = true;
       return;
     }
@@ -449,7 +448,7 @@ void Agent::execute(const Decision& d, const HaInput& in) {
         spdlog::error("promote failed: {}; releasing the leader key", st.error().message);
         ignoreError(dcs_->deleteLeader(), "the lease expires anyway");
         std::lock_guard<std::mutex> lk(mu_);
-        memory_.lease_deadline.reset();
+        clearDeadline();
         return;
       }
       auto ms = [](MonoTime a, MonoTime b) {
@@ -476,7 +475,7 @@ void Agent::execute(const Decision& d, const HaInput& in) {
         std::lock_guard<std::mutex> lk(mu_);
         held = memory_.lease_deadline.has_value() ||
                (cluster && cluster->leader && cluster->leader->name == config_.name);
-        memory_.lease_deadline.reset();
+        clearDeadline();
         memory_.following.clear();
         status_.is_leader = false;
         status_.counters.demotions++;
@@ -498,21 +497,20 @@ void Agent::execute(const Decision& d, const HaInput& in) {
       if (!st.ok()) {
         spdlog::error("pg_rewind from {}: {}", d.source, st.error().message);
         setActivity("");
+        // An unreachable source is tried again next loop; only a rewind that ran and failed
+        // needs an operator.
+        bool unreachable = st.error().code == ErrorCode::kPostgresUnavailable ||
+                           st.error().code == ErrorCode::kTimeout;
         std::lock_guard<std::mutex> lk(mu_);
-        memory_.rewind_failed = true;
+        memory_.rewind_failed = !unreachable;
         return;
       }
-      setActivity("starting");
-      auto started = pg_->start(&*up, kStartTimeout);
-      setActivity("");
       diverged_from_.clear();
-      std::lock_guard<std::mutex> lk(mu_);
-      memory_.rewind_failed = false;
-      if (!started.ok()) {
-        spdlog::error("starting the rewound replica: {}", started.error().message);
-        return;
+      {
+        std::lock_guard<std::mutex> lk(mu_);
+        memory_.rewind_failed = false;
       }
-      memory_.following = d.source;
+      startStandby(*up, d.source, "the rewound replica");
       return;
     }
 
@@ -537,6 +535,19 @@ void Agent::execute(const Decision& d, const HaInput& in) {
       spdlog::warn("re-cloning is not enabled for this member; waiting for an operator");
       return;
   }
+}
+
+bool Agent::startStandby(const UpstreamConn& up, const std::string& source, const char* what) {
+  setActivity("starting");
+  auto st = pg_->start(&up, kStartTimeout);
+  setActivity("");
+  if (!st.ok()) {
+    spdlog::error("starting {}: {}", what, st.error().message);
+    return false;
+  }
+  std::lock_guard<std::mutex> lk(mu_);
+  memory_.following = source;
+  return true;
 }
 
 void Agent::recordPromotion(const ClusterView& cluster, int old_timeline, int64_t switch_lsn,
@@ -568,6 +579,12 @@ void Agent::leaderHousekeeping(const ClusterView& cluster, const LocalPostgres& 
     last_slots_ = slots;
   else
     spdlog::warn("replication slots: {}", st.error().message);
+}
+
+void Agent::clearDeadline() {
+  memory_.lease_deadline.reset();
+  if (watchdog_ != nullptr)
+    watchdog_->disarm();
 }
 
 void Agent::publishPromotion() {
@@ -637,7 +654,7 @@ void Agent::fenceLoop() {
     fence_cv_.wait_for(lk, Millis(50));
     if (!memory_.lease_deadline || clock_.now() < *memory_.lease_deadline)
       continue;
-    memory_.lease_deadline.reset();
+    clearDeadline();
     status_.is_leader = false;
     status_.counters.demotions++;
     lk.unlock();
@@ -666,7 +683,7 @@ void Agent::shutdown() {
   }
   {
     std::lock_guard<std::mutex> lk(mu_);
-    memory_.lease_deadline.reset();
+    clearDeadline();
   }
   if (leader) {
     auto del = dcs_->deleteLeader();

@@ -16,6 +16,7 @@
 #include "agent/member_data.h"
 #include "agent/status.h"
 #include "agent/timing.h"
+#include "agent/watchdog.h"
 #include "common/clock.h"
 #include "dcs/dcs.h"
 #include "ha/decision.h"
@@ -25,7 +26,9 @@ namespace pgf {
 
 class Agent {
  public:
-  Agent(AgentConfig config, DcsPtr dcs, PostgresControllerPtr postgres, const Clock& clock);
+  // `watchdog` (optional, not owned) is armed with every new lease deadline; see watchdog.h.
+  Agent(AgentConfig config, DcsPtr dcs, PostgresControllerPtr postgres, const Clock& clock,
+        Watchdog* watchdog = nullptr);
   ~Agent();
   Agent(const Agent&) = delete;
   Agent& operator=(const Agent&) = delete;
@@ -43,6 +46,8 @@ class Agent {
   void execute(const Decision& d, const HaInput& in);
   void publish(const HaInput& in, const Decision& d, const std::string& activity);
   void publishPromotion();
+  // Forgets the lease deadline (we no longer lead) and disarms the watchdog. Caller holds mu_.
+  void clearDeadline();
   void leaderHousekeeping(const ClusterView& cluster, const LocalPostgres& pg);
   void fenceLoop();
   void keeperLoop();
@@ -67,6 +72,8 @@ class Agent {
   void setActivity(const std::string& activity);
   std::optional<UpstreamConn> upstreamFor(const ClusterView& cluster,
                                           const std::string& member) const;
+  // Starts PostgreSQL as a standby of `up` (member `source`); logs a failure as "starting <what>".
+  bool startStandby(const UpstreamConn& up, const std::string& source, const char* what);
   void recordPromotion(const ClusterView& cluster, int old_timeline, int64_t switch_lsn,
                        const std::string& reason);
   MonoTime nextCycleAt() const;
@@ -75,6 +82,7 @@ class Agent {
   DcsPtr dcs_;
   PostgresControllerPtr pg_;
   const Clock& clock_;
+  Watchdog* watchdog_;
   MemberIdentity identity_;
 
   std::atomic<bool> stop_{false};

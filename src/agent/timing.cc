@@ -12,6 +12,7 @@ AgentTiming deriveTiming(const HaSettings& settings) {
   Millis usable = t.ttl - t.safety_margin;
   Millis third = std::max(Millis(100), usable / 3);
   t.renew_interval = std::min(t.loop_wait, third);
+  t.loop_interval = std::min(t.loop_wait, std::max(Millis(100), usable / 2));
   t.request_timeout = std::min(Millis(std::max(1, settings.retry_timeout) * 1000LL), third);
   return t;
 }

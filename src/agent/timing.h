@@ -12,6 +12,9 @@
 //                     PostgreSQL, and clock-rate differences between this host and etcd's
 //   renew_interval  = min(loop_wait, (ttl - safety_margin) / 3)
 //   request_timeout = min(retry_timeout, (ttl - safety_margin) / 3)
+//   loop_interval   = min(loop_wait, (ttl - safety_margin) / 2): how often a member that does not
+//                     lead runs its loop, so that its member key (on the same lease) never expires
+//                     between two loops even when loop_wait is close to or above ttl
 // Patroni's rule loop_wait + 2 * retry_timeout <= ttl is not needed: with ttl 2 / loop_wait 1 /
 // retry_timeout 2 the agent renews every 0.5 s with 0.5 s timeouts and demotes 1.5 s after its last
 // successful renewal was sent.
@@ -27,6 +30,7 @@ struct AgentTiming {
   Millis safety_margin{3000};
   Millis loop_wait{10000};
   Millis renew_interval{9000};
+  Millis loop_interval{10000};
   Millis request_timeout{9000};
 };
 

@@ -11,10 +11,10 @@
 
 #include "agent/agent.h"
 #include "agent/config.h"
+#include "agent/dcs_options.h"
 #include "agent/rest_api.h"
 #include "common/clock.h"
 #include "common/log.h"
-#include "dcs/etcd/etcd_dcs.h"
 #include "postgres/pg_controller.h"
 
 int main(int argc, char** argv) {
@@ -57,6 +57,13 @@ int main(int argc, char** argv) {
     return 2;
   }
 
+  // Forked first, while this process has no other thread.
+  auto watchdog = pgf::Watchdog::start(config.postgresql.data_dir);
+  if (!watchdog.ok()) {
+    spdlog::critical("watchdog: {}", watchdog.error().message);
+    return 2;
+  }
+
   // Signals go to one thread that asks the agent to stop; every other thread blocks them.
   sigset_t signals;
   sigemptyset(&signals);
@@ -72,14 +79,8 @@ int main(int argc, char** argv) {
     spdlog::warn("could not become a child subreaper; crash restarts may wait for init");
 
   pgf::SystemClock clock;
-  pgf::EtcdDcsOptions etcd;
-  etcd.endpoints = config.etcd.hosts;
-  etcd.protocol = config.etcd.protocol;
-  etcd.username = config.etcd.username;
-  etcd.password = config.etcd.password;
-  etcd.ns = config.namespace_;
-  etcd.scope = config.scope;
-  etcd.name = config.name;
+  pgf::EtcdDcsOptions etcd =
+      pgf::etcdDcsOptions(config.etcd, config.namespace_, config.scope, config.name);
   etcd.ttl_seconds = config.bootstrap_dcs.ttl;
   auto dcs = pgf::makeEtcdDcs(std::move(etcd));
   if (!dcs.ok()) {
@@ -88,7 +89,7 @@ int main(int argc, char** argv) {
   }
   auto postgres =
       std::make_unique<pgf::LocalPostgresController>(config.postgresql, config.name, config.scope);
-  pgf::Agent agent(config, std::move(dcs).value(), std::move(postgres), clock);
+  pgf::Agent agent(config, std::move(dcs).value(), std::move(postgres), clock, watchdog->get());
 
   pgf::RestServer rest(config.restapi.listen, [&agent] { return agent.status(); });
   auto started = rest.start();

@@ -1,5 +1,7 @@
 #include "ctl/ctl_context.h"
 
+#include "agent/dcs_options.h"
+
 #include <fmt/format.h>
 
 #include "agent/config_sections.h"
@@ -66,16 +68,10 @@ Result<CtlTarget> resolveTarget(const CtlOptions& options) {
 }
 
 Result<DcsPtr> connectDcs(const CtlTarget& target, Millis timeout) {
-  EtcdDcsOptions options;
-  options.endpoints = target.etcd.hosts;
-  options.protocol = target.etcd.protocol;
-  options.username = target.etcd.username;
-  options.password = target.etcd.password;
-  options.ns = target.namespace_;
-  options.scope = target.scope;
   // The client never writes a member key or takes a lease for reads; the name only has to be
   // one no agent uses.
-  options.name = "pgfleetctl";
+  EtcdDcsOptions options =
+      etcdDcsOptions(target.etcd, target.namespace_, target.scope, "pgfleetctl");
   options.request_timeout = timeout;
   auto dcs = makeEtcdDcs(std::move(options));
   if (!dcs.ok())

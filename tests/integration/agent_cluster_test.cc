@@ -3,10 +3,16 @@
 // etcd loss (no writer once the ttl has passed), and a clean stop handing over at once.
 #include <signal.h>
 
+#include <map>
 #include <set>
 #include <string>
+#include <thread>
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "common/process.h"
 
 #include "support/local_cluster.h"
 
@@ -75,6 +81,51 @@ TEST_F(AgentClusterTest, BootstrapsOnePrimaryWithStreamingReplicasBehindHaproxy)
   EXPECT_EQ(*slots->rows[0][0], std::to_string(cluster_->nodes() - 1));
 }
 
+// Member, host, role, state and timeline of each member, as `<tool> -c <config> list -f json`
+// prints them.
+std::map<std::string, std::string> listMembers(const std::string& tool, const std::string& config) {
+  CommandSpec spec;
+  spec.argv = {tool, "-c", config, "list", "-f", "json"};
+  auto run = runCommand(spec, Millis(30000));
+  std::map<std::string, std::string> out;
+  if (!run.ok() || run->exit_code != 0)
+    return out;
+  auto doc = nlohmann::json::parse(run->output, nullptr, false);
+  if (!doc.is_array())
+    return out;
+  for (const auto& m : doc) {
+    if (!m.is_object() || !m.contains("Member"))
+      continue;
+    out[m["Member"].get<std::string>()] =
+        fmt::format("{} {} {} {}", m.value("Host", ""), m.value("Role", ""), m.value("State", ""),
+                    m.contains("TL") ? m["TL"].dump() : std::string("-"));
+  }
+  return out;
+}
+
+TEST_F(AgentClusterTest, PatronictlSeesTheSameMembersRolesAndLeaderAsPgfleetctl) {
+  startCluster({});
+  std::map<std::string, std::string> ours, theirs;
+  // Both read the DCS at slightly different moments: retry until a stable view agrees.
+  bool agree = waitUntil(
+      [&] {
+        ours = listMembers(PGFLEET_CTL_BIN, cluster_->configPath(0));
+        theirs = listMembers("patronictl", cluster_->configPath(0));
+        return ours.size() == 3 && ours == theirs;
+      },
+      Millis(seconds(30)));
+  EXPECT_TRUE(agree) << "pgfleetctl:\n"
+                     << nlohmann::json(ours).dump(2) << "\npatronictl:\n"
+                     << nlohmann::json(theirs).dump(2);
+  int leaders = 0;
+  for (const auto& [name, row] : theirs)
+    leaders += row.find(" Leader ") != std::string::npos;
+  EXPECT_EQ(leaders, 1);
+  auto primary = cluster_->primaryIndex();
+  ASSERT_TRUE(primary.has_value());
+  EXPECT_NE(theirs[cluster_->name(*primary)].find(" Leader "), std::string::npos);
+}
+
 TEST_F(AgentClusterTest, KillingPrimaryAgentAndServerFailsOverAndOldPrimaryRejoins) {
   startCluster({.ttl = 5, .loop_wait = 1, .retry_timeout = 2});
   int old = *cluster_->primaryIndex();
@@ -109,6 +160,35 @@ TEST_F(AgentClusterTest, KillingPrimaryAgentAndServerFailsOverAndOldPrimaryRejoi
       Millis(seconds(90))))
       << "the old primary did not rejoin as a streaming replica with all " << expected << " rows";
   EXPECT_TRUE(cluster_->waitHealthy(Millis(seconds(60))));
+}
+
+TEST_F(AgentClusterTest, KillingOnlyThePrimaryAgentNeverLeavesTwoWriters) {
+  startCluster({.ttl = 4, .loop_wait = 1, .retry_timeout = 2});
+  ASSERT_TRUE(writeThroughHaproxy("CREATE TABLE probe (id serial)", Millis(seconds(20))));
+  int old = *cluster_->primaryIndex();
+  pid_t old_postmaster = cluster_->postmasterPid(old);
+  ASSERT_GT(old_postmaster, 0);
+
+  cluster_->signalAgent(old, SIGKILL);
+  // The orphaned PostgreSQL must stop (the agent's watchdog fences it at the lease deadline) before
+  // anyone else can be promoted: sample every node's writability until well after the failover.
+  int most_writers = 0;
+  bool new_primary = false;
+  auto until = std::chrono::steady_clock::now() + seconds(20);
+  while (std::chrono::steady_clock::now() < until) {
+    int writers = 0;
+    for (int i = 0; i < cluster_->nodes(); ++i) {
+      bool w = acceptsWrites(i);
+      writers += w;
+      if (w && i != old)
+        new_primary = true;
+    }
+    most_writers = std::max(most_writers, writers);
+    std::this_thread::sleep_for(Millis(100));
+  }
+  EXPECT_LE(most_writers, 1) << "two nodes accepted writes at the same time";
+  EXPECT_TRUE(new_primary) << "no other node took over";
+  EXPECT_FALSE(processAlive(old_postmaster)) << "the orphaned primary kept running";
 }
 
 TEST_F(AgentClusterTest, CrashedPrimaryServerIsRestartedWithoutFailover) {

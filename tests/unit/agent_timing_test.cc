@@ -18,6 +18,7 @@ TEST(AgentTiming, DefaultsRenewWellBeforeTheDeadline) {
   EXPECT_EQ(t.safety_margin, Millis(3000));
   EXPECT_EQ(t.renew_interval, Millis(9000));
   EXPECT_EQ(t.request_timeout, Millis(9000));
+  EXPECT_EQ(t.loop_interval, Millis(10000));
 }
 
 TEST(AgentTiming, ShortLeaseStillAllowsTwoBoundedAttempts) {
@@ -38,6 +39,9 @@ TEST(AgentTiming, RuleHoldsForEveryAcceptedCombination) {
             << ttl << "/" << loop_wait << "/" << retry;
         EXPECT_GE(t.safety_margin, Millis(500));
         EXPECT_LE(t.renew_interval, t.loop_wait);
+        // A member's key (same lease) is refreshed well before it can expire.
+        EXPECT_LT(t.loop_interval, t.ttl - t.safety_margin);
+        EXPECT_LE(t.loop_interval, t.loop_wait);
       }
     }
   }
