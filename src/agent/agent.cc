@@ -10,6 +10,7 @@
 #include "common/process.h"
 #include "ha/divergence.h"
 #include "postgres/lsn.h"
+#include "postgres/timeline.h"
 
 #ifndef PGFLEET_VERSION
 #define PGFLEET_VERSION "0.0.0"
@@ -202,11 +203,15 @@ void Agent::cycle() {
   in.cluster = cluster;
   in.pg = pg;
   // Divergence is measured on a running server; once seen, it is remembered for that leader until
-  // a rewind, because the stopped server can no longer report its position.
-  if (cluster && cluster->leader && divergedFromLeader(*cluster, pg))
-    diverged_from_ = cluster->leader->name;
-  in.diverged_from_leader = !diverged_from_.empty() && cluster && cluster->leader &&
-                            cluster->leader->name == diverged_from_;
+  // a rewind, because the stopped server can no longer report its position. A member that was just
+  // cloned or rewound from the current leader holds only the leader's history by construction: no
+  // check until the leader changes (a rewound standby reports its old timeline until it streams).
+  const std::string current_leader = cluster && cluster->leader ? cluster->leader->name : "";
+  if (current_leader != synced_with_)
+    synced_with_.clear();
+  if (!current_leader.empty() && synced_with_.empty() && divergedFromLeader(*cluster, pg))
+    diverged_from_ = current_leader;
+  in.diverged_from_leader = !diverged_from_.empty() && diverged_from_ == current_leader;
   if (cluster && !cluster->leader) {
     if (!leader_missing_since_)
       leader_missing_since_ = in.now;
@@ -284,6 +289,8 @@ bool Agent::renewOrAcquire(bool acquire) {
     if (!acquire) {
       status_.counters.lease_renewal_failures++;
       spdlog::warn("the leader key no longer holds our name");
+    } else {
+      spdlog::info("another member took the leader key first");
     }
     run_again_ = true;
     return false;
@@ -386,6 +393,7 @@ void Agent::execute(const Decision& d, const HaInput& in) {
         memory_.new_node = false;
         memory_.failed_clones = 0;
       }
+      synced_with_ = d.source;
       startStandby(*up, d.source, "the new replica");
       return;
     }
@@ -457,8 +465,13 @@ void Agent::execute(const Decision& d, const HaInput& in) {
       std::string reason =
           fmt::format("{} (detected +0 ms, lease acquired +{} ms, promoted +{} ms)", d.reason,
                       ms(detected, acquired), ms(detected, promoted));
-      if (cluster)
-        recordPromotion(*cluster, in.pg.timeline, in.pg.wal_position, reason);
+      if (cluster) {
+        // The exact fork point is in the new timeline's history file; the position probed before
+        // the promotion is only a lower bound of it.
+        int64_t fork = readTimelineSwitch(config_.postgresql.data_dir, in.pg.timeline + 1)
+                           .value_or(in.pg.wal_position);
+        recordPromotion(*cluster, in.pg.timeline, fork, reason);
+      }
       std::lock_guard<std::mutex> lk(mu_);
       status_.counters.promotions++;
       memory_.following.clear();
@@ -467,7 +480,10 @@ void Agent::execute(const Decision& d, const HaInput& in) {
     }
 
     case Action::kDemote: {
-      auto st = pg_->stop(StopMode::kImmediate, kFenceStopTimeout);
+      // A primary stops at once (no write may be acknowledged any more); a standby that must be
+      // rewound stops cleanly, so that pg_rewind needs no crash recovery on it.
+      StopMode mode = in.pg.in_recovery ? StopMode::kFast : StopMode::kImmediate;
+      auto st = pg_->stop(mode, kFenceStopTimeout);
       if (!st.ok())
         spdlog::error("demoting: {}", st.error().message);
       bool held = false;
@@ -506,6 +522,7 @@ void Agent::execute(const Decision& d, const HaInput& in) {
         return;
       }
       diverged_from_.clear();
+      synced_with_ = d.source;
       {
         std::lock_guard<std::mutex> lk(mu_);
         memory_.rewind_failed = false;

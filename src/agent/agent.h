@@ -105,6 +105,7 @@ class Agent {
   std::atomic<bool> run_again_{false};  // the next cycle should follow at once
   int64_t last_optime_ = -1;            // the last position written to "status"
   std::set<std::string> last_slots_;
+  std::string synced_with_;    // the leader we were last cloned or rewound from ("" when none)
   std::string diverged_from_;  // the leader our WAL was seen to diverge from ("" when none)
 };
 

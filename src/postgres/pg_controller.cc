@@ -200,20 +200,34 @@ LocalPostgres LocalPostgresController::probe() {
   int pid = 0;
   st.running = isRunning(&pid);
   st.postmaster_pid = st.running ? pid : 0;
-  if (st.data_dir_empty)
+  if (st.data_dir_empty) {
+    std::lock_guard<std::mutex> lk(probe_mu_);
+    probe_conn_.reset();
+    sysid_.clear();
     return st;
-  auto control = readControlData(bin_dir_, data_dir_, timeouts_.control_data);
-  if (control.ok())
-    applyControlData(*control, st);
-  else
-    spdlog::debug("probe: {}", control.error().message);
+  }
   st.in_recovery = fileExists(data_dir_ + "/standby.signal");
+  // A running server that answers tells everything but its system identifier, which is read once:
+  // the probe then costs one query on a kept connection instead of a pg_controldata run and a new
+  // connection (it runs several times a second with short leases).
+  if (st.running && !sysid_.empty() && queryServer(st)) {
+    st.sysid = sysid_;
+    st.control_state =
+        st.in_recovery ? ControlState::kInArchiveRecovery : ControlState::kInProduction;
+    return st;
+  }
+  auto control = readControlData(bin_dir_, data_dir_, timeouts_.control_data);
+  if (control.ok()) {
+    applyControlData(*control, st);
+    sysid_ = st.sysid;
+  } else {
+    spdlog::debug("probe: {}", control.error().message);
+  }
   if (st.running) {
-    auto conn = connectLocal(timeouts_.local_connect);
-    Status server =
-        conn.ok() ? applyServerState(*conn, timeouts_.local_query, st) : Status(conn.error());
-    if (!server.ok())
-      spdlog::debug("probe: {}", server.error().message);
+    queryServer(st);
+  } else {
+    std::lock_guard<std::mutex> lk(probe_mu_);
+    probe_conn_.reset();
   }
   if (st.in_recovery && st.following_host.empty()) {
     std::lock_guard<std::mutex> lock(mu_);
@@ -221,6 +235,28 @@ LocalPostgres LocalPostgresController::probe() {
       st.following_host = fmt::format("{}:{}", upstream_->host, upstream_->port);
   }
   return st;
+}
+
+bool LocalPostgresController::queryServer(LocalPostgres& st) {
+  std::lock_guard<std::mutex> lk(probe_mu_);
+  // A kept connection may have died with a restarted server: one fresh attempt after a failure.
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    if (!probe_conn_ || !probe_conn_->isOpen()) {
+      auto conn = connectLocal(timeouts_.local_connect);
+      if (!conn.ok()) {
+        spdlog::debug("probe: {}", conn.error().message);
+        probe_conn_.reset();
+        return false;
+      }
+      probe_conn_.emplace(std::move(conn).value());
+    }
+    Status server = applyServerState(*probe_conn_, timeouts_.local_query, st);
+    if (server.ok())
+      return true;
+    spdlog::debug("probe: {}", server.error().message);
+    probe_conn_.reset();
+  }
+  return false;
 }
 
 Status LocalPostgresController::createRoles() {
@@ -323,6 +359,14 @@ Status LocalPostgresController::stop(StopMode mode, Millis timeout) {
   if (!isRunning())
     return okStatus();
   spdlog::info("stopping postgresql in {} ({})", data_dir_, stopModeName(mode));
+  {
+    // A smart shutdown waits for every client, our probe connection included. The fence may stop
+    // the server while the loop thread is probing: then it does not wait for the probe (an
+    // immediate shutdown does not need the connection closed).
+    std::unique_lock<std::mutex> lk(probe_mu_, std::try_to_lock);
+    if (lk.owns_lock())
+      probe_conn_.reset();
+  }
   auto run = pgCtl(
       {"stop", "-D", data_dir_, "-m", stopModeName(mode), "-w", "-t", seconds(timeout)}, timeout);
   if (!run.ok() && isRunning())

@@ -77,6 +77,8 @@ class LocalPostgresController final : public PostgresController {
   // (standby.signal) when `upstream` is set, else a primary.
   Status writeConfiguration(const std::optional<UpstreamConn>& upstream);
   Result<PgConnection> connectLocal(Millis timeout) const;
+  // Reads the running server's state into `st` through probe_conn_; false when it does not answer.
+  bool queryServer(LocalPostgres& st);
   ConnParams sourceParams(const UpstreamConn& source, const PgUser& user) const;
   Result<CommandResult> pgCtl(const std::vector<std::string>& args, Millis timeout) const;
   std::string logTail() const;
@@ -93,6 +95,11 @@ class LocalPostgresController final : public PostgresController {
   mutable std::mutex mu_;  // guards config_ and upstream_
   PostgresConfig config_;
   std::optional<UpstreamConn> upstream_;  // what the written postgresql.conf streams from
+  // probe()'s connection, kept between probes (used only by the thread that calls probe()), and
+  // the system identifier, which never changes once read.
+  std::mutex probe_mu_;  // guards probe_conn_
+  std::optional<PgConnection> probe_conn_;
+  std::string sysid_;
 };
 
 }  // namespace pgf

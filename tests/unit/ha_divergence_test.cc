@@ -53,3 +53,21 @@ TEST(Divergence, UsesTheEntryOfOurOwnTimeline) {
 
 }  // namespace
 }  // namespace pgf
+
+#include "postgres/timeline.h"
+
+namespace pgf {
+namespace {
+
+TEST(TimelineHistory, TheLastLineGivesWhereTheParentTimelineEnded) {
+  EXPECT_EQ(parseTimelineSwitch("1\t0/4038EA8\tno recovery target specified\n"), 0x4038EA8);
+  EXPECT_EQ(parseTimelineSwitch("1\t0/3000000\tno recovery target specified\n\n"
+                                "2\t0/5000A10\tno recovery target specified\n"),
+            0x5000A10);
+  EXPECT_EQ(parseTimelineSwitch(""), std::nullopt);
+  EXPECT_EQ(parseTimelineSwitch("garbage\n"), std::nullopt);
+  EXPECT_EQ(readTimelineSwitch("/nonexistent", 2), std::nullopt);
+}
+
+}  // namespace
+}  // namespace pgf
