@@ -30,6 +30,9 @@ die() { log "$*"; exit 1; }
 alive() { [ -n "${1:-}" ] && kill -0 "$1" 2>/dev/null; }
 pid_of() { cat "$home/$1.pid" 2>/dev/null || true; }
 as_pg() { runuser -u postgres -- "$@"; }
+# Runs a daemon as postgres in its own session. Everything execs, so $! of a backgrounded
+# spawn_pg is the daemon's own PID.
+spawn_pg() { exec setsid setpriv --reuid=postgres --regid=postgres --init-groups "$@"; }
 
 stop_pid() {
   local name=$1 pid
@@ -87,7 +90,7 @@ replication_pw=$(cat "$home/replication.password")
 if ! alive "$(pid_of etcd)"; then
   log "starting etcd on 127.0.0.1:$etcd_port"
   as_pg mkdir -p "$home/etcd"
-  runuser -u postgres -- setsid etcd --name pgfleet --data-dir "$home/etcd" \
+  spawn_pg etcd --name pgfleet --data-dir "$home/etcd" \
     --listen-client-urls "http://127.0.0.1:$etcd_port" \
     --advertise-client-urls "http://127.0.0.1:$etcd_port" \
     --listen-peer-urls "http://127.0.0.1:$etcd_peer_port" \
@@ -148,7 +151,7 @@ YAML
   chown postgres: "$cfg"
   if ! alive "$(pid_of "node$i")"; then
     log "starting pgfleet-agent node$i (PostgreSQL on 127.0.0.1:$(pg_port "$i"), REST API on 127.0.0.1:$(api_port "$i"))"
-    runuser -u postgres -- setsid "$home/bin/pgfleet-agent" "$cfg" >>"$home/node$i.log" 2>&1 &
+    spawn_pg "$home/bin/pgfleet-agent" "$cfg" >>"$home/node$i.log" 2>&1 &
     echo $! >"$home/node$i.pid"
   fi
 done
