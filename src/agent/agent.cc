@@ -648,16 +648,25 @@ void Agent::keeperLoop() {
   // While the loop is busy with a long action on the leader (starting or promoting PostgreSQL),
   // this thread renews the lease at the usual interval, so that the action does not run into the
   // fence. A renewal that fails leaves the deadline where it was: the fence still applies.
+  // Waits are capped at a second so that a stop request never waits on a missed notification.
   std::unique_lock<std::mutex> lk(mu_);
+  bool active = false;
   MonoTime last = clock_.now();
   while (!fence_stop_) {
-    fence_cv_.wait_for(lk, Millis(50));
     if (!long_action_ || !memory_.lease_deadline) {
-      last = clock_.now();
+      active = false;
+      fence_cv_.wait_for(lk, Millis(1000));
       continue;
     }
-    if (clock_.now() - last < timing_.renew_interval)
+    if (!active) {
+      active = true;
+      last = clock_.now();
+    }
+    MonoTime next = last + timing_.renew_interval;
+    if (clock_.now() < next) {
+      fence_cv_.wait_until(lk, std::min(next, clock_.now() + Millis(1000)));
       continue;
+    }
     last = clock_.now();
     lk.unlock();
     renewOrAcquire(false);
@@ -668,7 +677,9 @@ void Agent::keeperLoop() {
 void Agent::fenceLoop() {
   std::unique_lock<std::mutex> lk(mu_);
   while (!fence_stop_) {
-    fence_cv_.wait_for(lk, Millis(50));
+    // Sleep until the deadline (a renewal that moves it notifies us), at most a second at a time.
+    MonoTime cap = clock_.now() + Millis(1000);
+    fence_cv_.wait_until(lk, memory_.lease_deadline ? std::min(*memory_.lease_deadline, cap) : cap);
     if (!memory_.lease_deadline || clock_.now() < *memory_.lease_deadline)
       continue;
     clearDeadline();
