@@ -20,21 +20,9 @@ while [ $# -gt 0 ]; do
   esac
 done
 
-bench_require_root
-AGENTS=$(bench_agents_list "$BENCH_AGENT")
-for a in $AGENTS; do bench_check_agent "$a"; done
-bench_results_init crash_restart
+bench_setup crash_restart
 
-IFS=, read -r -a timing_list <<<"$TIMINGS"
-for timing in "${timing_list[@]}"; do
-  for run in $(seq 1 "$BENCH_RUNS"); do
-    # Agents alternate within a run number so that drifting machine load hits both alike.
-    for agent in $AGENTS; do
-      bench_kill_run crash_restart "$agent" "$timing" "$run"
-      bench_cluster_destroy
-    done
-  done
-done
+bench_for_each_run bench_kill_run crash_restart
 
 bench_summarise "$BENCH_RESULTS" crash_restart "${timing_list[*]}" \
   "window_ms kill_to_recovery_ms" "acked missing lease_lost"

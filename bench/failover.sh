@@ -20,21 +20,9 @@ while [ $# -gt 0 ]; do
   esac
 done
 
-bench_require_root
-AGENTS=$(bench_agents_list "$BENCH_AGENT")
-for a in $AGENTS; do bench_check_agent "$a"; done
-bench_results_init failover
+bench_setup failover
 
-IFS=, read -r -a timing_list <<<"$TIMINGS"
-for timing in "${timing_list[@]}"; do
-  for run in $(seq 1 "$BENCH_RUNS"); do
-    # Agents alternate within a run number so that drifting machine load hits both alike.
-    for agent in $AGENTS; do
-      bench_kill_run failover "$agent" "$timing" "$run"
-      bench_cluster_destroy
-    done
-  done
-done
+bench_for_each_run bench_kill_run failover
 
 bench_summarise "$BENCH_RESULTS" failover "${timing_list[*]}" \
   "window_ms kill_to_recovery_ms lease_expired_after_kill_ms after_lease_ms" "acked missing"

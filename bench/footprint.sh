@@ -26,10 +26,7 @@ while [ $# -gt 0 ]; do
   esac
 done
 
-bench_require_root
-AGENTS=$(bench_agents_list "$BENCH_AGENT")
-for a in $AGENTS; do bench_check_agent "$a"; done
-bench_results_init footprint
+bench_setup footprint
 CLK_TCK=$(getconf CLK_TCK)
 
 # The agent and its non-postgres descendants (a Python agent may fork helpers).
@@ -113,15 +110,7 @@ run_one() {
   bench_cluster_destroy
 }
 
-IFS=, read -r -a timing_list <<<"$TIMINGS"
-for timing in "${timing_list[@]}"; do
-  for run in $(seq 1 "$BENCH_RUNS"); do
-    for agent in $AGENTS; do
-      run_one "$agent" "$timing" "$run"
-      bench_cluster_destroy
-    done
-  done
-done
+bench_for_each_run run_one
 
 bench_summarise "$BENCH_RESULTS" footprint "${timing_list[*]}" \
   "rss_kb hwm_kb threads idle_cpu_ms idle_cpu_percent" ""

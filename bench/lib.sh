@@ -675,6 +675,31 @@ BENCH_AGENT=both
 BENCH_RUNS=5
 BENCH_OUT=""
 declare -a BENCH_ARGS=()
+# The preamble every benchmark shares: root, the agents to measure (each checked), the result file.
+bench_setup() {
+  bench_require_root
+  AGENTS=$(bench_agents_list "$BENCH_AGENT")
+  local a
+  for a in $AGENTS; do bench_check_agent "$a"; done
+  bench_results_init "$1"
+}
+
+# Runs `<command...> <agent> <timing> <run>` for every timing in $TIMINGS, run number and agent,
+# with a fresh cluster each time. Agents alternate within a run number so that drifting machine
+# load hits both alike. Leaves the timings in `timing_list` for the summary.
+bench_for_each_run() {
+  IFS=, read -r -a timing_list <<<"$TIMINGS"
+  local timing run agent
+  for timing in "${timing_list[@]}"; do
+    for run in $(seq 1 "$BENCH_RUNS"); do
+      for agent in $AGENTS; do
+        "$@" "$agent" "$timing" "$run"
+        bench_cluster_destroy
+      done
+    done
+  done
+}
+
 bench_parse_common() {
   while [ $# -gt 0 ]; do
     case "$1" in

@@ -30,11 +30,8 @@ done
 PHASE_SECONDS=$(awk -v m="$MINUTES" 'BEGIN { s = int(m * 60 + 0.5); if (s < 1) exit 1; print s }') ||
   bench_die "--minutes must be positive"
 
-bench_require_root
+bench_setup stability
 command -v pgbench >/dev/null || bench_die "pgbench not found in PATH"
-AGENTS=$(bench_agents_list "$BENCH_AGENT")
-for a in $AGENTS; do bench_check_agent "$a"; done
-bench_results_init stability
 
 # pgbench_rw <timeout seconds> <pgbench options...>: pgbench through HAProxy's read-write port.
 pgbench_rw() {
@@ -104,15 +101,7 @@ run_one() {
   bench_cluster_destroy
 }
 
-IFS=, read -r -a timing_list <<<"$TIMINGS"
-for timing in "${timing_list[@]}"; do
-  for run in $(seq 1 "$BENCH_RUNS"); do
-    for agent in $AGENTS; do
-      run_one "$agent" "$timing" "$run"
-      bench_cluster_destroy
-    done
-  done
-done
+bench_for_each_run run_one
 
 for phase in idle load; do
   phase_file=$(mktemp /tmp/pgfleet-bench-stability-phase.XXXXXX)

@@ -305,7 +305,7 @@ bool Agent::renewOrAcquire(bool acquire) {
   return true;
 }
 
-std::optional<UpstreamConn> Agent::upstreamFor(const ClusterView& cluster,
+std::optional<UpstreamConn> Agent::upstreamFor(const ClusterView* cluster,
                                                const std::string& member) const {
   UpstreamConn up;
   up.application_name = config_.name;
@@ -313,7 +313,7 @@ std::optional<UpstreamConn> Agent::upstreamFor(const ClusterView& cluster,
     up.slot_name = slotNameForMember(config_.name);
   if (member.empty())
     return up;
-  const MemberInfo* m = cluster.member(member);
+  const MemberInfo* m = cluster ? cluster->member(member) : nullptr;
   if (m == nullptr || !splitConnUrl(m->conn_url, &up.host, &up.port)) {
     spdlog::warn("member {} has no usable conn_url", member);
     return std::nullopt;
@@ -366,9 +366,7 @@ void Agent::execute(const Decision& d, const HaInput& in) {
     }
 
     case Action::kClone: {
-      if (!cluster)
-        return;
-      auto up = upstreamFor(*cluster, d.source);
+      auto up = upstreamFor(cluster, d.source);
       if (!up)
         return;
       setActivity("creating replica");
@@ -399,8 +397,7 @@ void Agent::execute(const Decision& d, const HaInput& in) {
     }
 
     case Action::kStartReplica: {
-      std::optional<UpstreamConn> up =
-          cluster ? upstreamFor(*cluster, d.source) : std::optional<UpstreamConn>(UpstreamConn{});
+      auto up = upstreamFor(cluster, d.source);
       if (!up)
         return;
       bool crashed = in.pg.control_state == ControlState::kInProduction ||
@@ -415,9 +412,7 @@ void Agent::execute(const Decision& d, const HaInput& in) {
     }
 
     case Action::kFollow: {
-      if (!cluster)
-        return;
-      auto up = upstreamFor(*cluster, d.source);
+      auto up = upstreamFor(cluster, d.source);
       if (!up)
         return;
       auto st = pg_->follow(*up);
@@ -503,9 +498,7 @@ void Agent::execute(const Decision& d, const HaInput& in) {
     }
 
     case Action::kRewind: {
-      if (!cluster)
-        return;
-      auto up = upstreamFor(*cluster, d.source);
+      auto up = upstreamFor(cluster, d.source);
       if (!up)
         return;
       setActivity("rewinding from " + d.source);

@@ -70,7 +70,9 @@ class Agent {
   // hold the lease afterwards.
   bool renewOrAcquire(bool acquire);
   void setActivity(const std::string& activity);
-  std::optional<UpstreamConn> upstreamFor(const ClusterView& cluster,
+  // Where to stream from to follow `member` ("" = no upstream yet); nullopt when the member or its
+  // conn_url is unknown (always, for a named member, when the DCS could not be read).
+  std::optional<UpstreamConn> upstreamFor(const ClusterView* cluster,
                                           const std::string& member) const;
   // Starts PostgreSQL as a standby of `up` (member `source`); logs a failure as "starting <what>".
   bool startStandby(const UpstreamConn& up, const std::string& source, const char* what);
