@@ -4,9 +4,9 @@
 //
 // handleRequest() is a pure function of a status snapshot, the request and the time: it does no
 // I/O, never blocks and never throws, so every endpoint is unit-tested without a socket. RestServer
-// is the thin HTTP layer over it (cpp-httplib): each request takes a fresh snapshot from the
-// provider (the HA loop publishes one per cycle) and answers from it, so the API never waits on
-// the DCS or PostgreSQL.
+// is the thin HTTP layer over it (HttpServer, one event-driven thread): each request takes a fresh
+// snapshot from the provider (the HA loop publishes one per cycle) and answers from it, so the API
+// never waits on the DCS or PostgreSQL.
 #pragma once
 
 #include <atomic>
@@ -18,20 +18,10 @@
 
 #include "agent/status.h"
 #include "common/clock.h"
+#include "common/http_server.h"
 #include "common/result.h"
 
-namespace httplib {
-class Server;
-}
-
 namespace pgf {
-
-struct HttpReply {
-  int status = 200;
-  std::string content_type;  // "" when there is no body
-  std::string body;
-  std::map<std::string, std::string> headers;  // extra headers, such as Allow on a 405
-};
 
 // Query parameters as decoded by the HTTP layer; where a key repeats, the first value counts.
 using QueryParams = std::multimap<std::string, std::string>;
@@ -63,17 +53,14 @@ class RestServer {
   // Stops serving and joins the thread. Idempotent; the destructor calls it.
   void stop();
   // The bound port (after a successful start()), 0 before.
-  int port() const { return port_; }
+  int port() const { return server_ ? server_->port() : 0; }
 
  private:
   std::string listen_;
   StatusProvider provider_;
   SystemClock system_clock_;
   const Clock& clock_;
-  std::unique_ptr<httplib::Server> server_;
-  std::thread thread_;
-  std::atomic<bool> serving_done_{false};  // the serving thread has left httplib's accept loop
-  int port_ = 0;
+  std::unique_ptr<HttpServer> server_;
 };
 
 }  // namespace pgf

@@ -1,0 +1,501 @@
+#include "common/http_server.h"
+
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+namespace pgf {
+namespace {
+
+using SteadyClock = std::chrono::steady_clock;
+
+std::string lower(std::string_view s) {
+  std::string out(s);
+  for (auto& ch : out)
+    ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  return out;
+}
+
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t'))
+    s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r'))
+    s.remove_suffix(1);
+  return s;
+}
+
+int hexValue(char c) {
+  if (c >= '0' && c <= '9')
+    return c - '0';
+  if (c >= 'a' && c <= 'f')
+    return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F')
+    return c - 'A' + 10;
+  return -1;
+}
+
+bool percentDecode(std::string_view in, bool plus_is_space, std::string* out) {
+  out->clear();
+  out->reserve(in.size());
+  for (size_t i = 0; i < in.size(); ++i) {
+    char c = in[i];
+    if (c == '%') {
+      if (i + 2 >= in.size())
+        return false;
+      int hi = hexValue(in[i + 1]);
+      int lo = hexValue(in[i + 2]);
+      if (hi < 0 || lo < 0)
+        return false;
+      out->push_back(static_cast<char>(hi * 16 + lo));
+      i += 2;
+    } else if (c == '+' && plus_is_space) {
+      out->push_back(' ');
+    } else {
+      out->push_back(c);
+    }
+  }
+  return true;
+}
+
+// An error answer that never reaches the handler: a short JSON body, like the API's own errors.
+HttpReply errorReply(int status, std::string_view message) {
+  HttpReply r;
+  r.status = status;
+  r.content_type = "application/json";
+  r.body = fmt::format("{{\"error\": \"{}\"}}", message);
+  return r;
+}
+
+}  // namespace
+
+std::string HttpRequest::header(std::string_view name) const {
+  for (const auto& [k, v] : headers)
+    if (k == name)
+      return v;
+  return "";
+}
+
+bool parseRequestTarget(std::string_view target, std::string* path,
+                        std::multimap<std::string, std::string>* query) {
+  if (target.empty() || target.front() != '/')
+    return false;
+  auto q = target.find('?');
+  std::string_view raw_path = target.substr(0, q);
+  if (!percentDecode(raw_path, /*plus_is_space=*/false, path))
+    return false;
+  query->clear();
+  if (q == std::string_view::npos)
+    return true;
+  std::string_view rest = target.substr(q + 1);
+  auto hash = rest.find('#');
+  if (hash != std::string_view::npos)
+    rest = rest.substr(0, hash);
+  while (!rest.empty()) {
+    auto amp = rest.find('&');
+    std::string_view pair = rest.substr(0, amp);
+    rest = amp == std::string_view::npos ? std::string_view() : rest.substr(amp + 1);
+    if (pair.empty())
+      continue;
+    auto eq = pair.find('=');
+    std::string key, value;
+    if (!percentDecode(pair.substr(0, eq), true, &key))
+      return false;
+    if (eq != std::string_view::npos && !percentDecode(pair.substr(eq + 1), true, &value))
+      return false;
+    query->emplace(std::move(key), std::move(value));
+  }
+  return true;
+}
+
+const char* httpReasonPhrase(int status) {
+  switch (status) {
+    case 100:
+      return "Continue";
+    case 200:
+      return "OK";
+    case 201:
+      return "Created";
+    case 202:
+      return "Accepted";
+    case 204:
+      return "No Content";
+    case 400:
+      return "Bad Request";
+    case 401:
+      return "Unauthorized";
+    case 403:
+      return "Forbidden";
+    case 404:
+      return "Not Found";
+    case 405:
+      return "Method Not Allowed";
+    case 408:
+      return "Request Timeout";
+    case 409:
+      return "Conflict";
+    case 410:
+      return "Gone";
+    case 411:
+      return "Length Required";
+    case 412:
+      return "Precondition Failed";
+    case 413:
+      return "Payload Too Large";
+    case 415:
+      return "Unsupported Media Type";
+    case 422:
+      return "Unprocessable Entity";
+    case 431:
+      return "Request Header Fields Too Large";
+    case 500:
+      return "Internal Server Error";
+    case 501:
+      return "Not Implemented";
+    case 503:
+      return "Service Unavailable";
+    default:
+      return "Unknown";
+  }
+}
+
+HttpServer::HttpServer(Handler handler, HttpServerOptions options)
+    : handler_(std::move(handler)), options_(options) {}
+
+HttpServer::~HttpServer() {
+  stop();
+}
+
+Status HttpServer::start(const std::string& host, int port) {
+  if (listen_fd_ >= 0)
+    return makeError(ErrorCode::kInternal, "http server: already started");
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+  addrinfo* found = nullptr;
+  const std::string service = std::to_string(port);
+  int rc = getaddrinfo(host.empty() ? nullptr : host.c_str(), service.c_str(), &hints, &found);
+  if (rc != 0)
+    return makeError(ErrorCode::kIo,
+                     fmt::format("cannot resolve listen address {}: {}", host, gai_strerror(rc)));
+  std::string last_error = "no address";
+  int fd = -1;
+  for (addrinfo* ai = found; ai != nullptr; ai = ai->ai_next) {
+    fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, ai->ai_protocol);
+    if (fd < 0) {
+      last_error = std::strerror(errno);
+      continue;
+    }
+    // SO_REUSEADDR allows a quick restart; no SO_REUSEPORT, which would let a second agent bind
+    // the same port and silently share the health checks with us.
+    int yes = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+    // Wake up for a connection only once its request has arrived: one wake-up per health check
+    // instead of two. A connection that sends nothing is handed over after this many seconds.
+    int defer_seconds =
+        static_cast<int>(std::max<long long>(1, options_.read_timeout.count() / 1000));
+    setsockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &defer_seconds, sizeof defer_seconds);
+    if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && ::listen(fd, 128) == 0)
+      break;
+    last_error = std::strerror(errno);
+    ::close(fd);
+    fd = -1;
+  }
+  freeaddrinfo(found);
+  if (fd < 0)
+    return makeError(ErrorCode::kIo,
+                     fmt::format("cannot listen on {}:{}: {}", host, port, last_error));
+  sockaddr_storage bound{};
+  socklen_t len = sizeof bound;
+  getsockname(fd, reinterpret_cast<sockaddr*>(&bound), &len);
+  port_ = ntohs(bound.ss_family == AF_INET6 ? reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port
+                                            : reinterpret_cast<sockaddr_in*>(&bound)->sin_port);
+
+  epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
+  wake_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (epoll_fd_ < 0 || wake_fd_ < 0) {
+    const std::string err = std::strerror(errno);
+    ::close(fd);
+    stop();
+    return makeError(ErrorCode::kIo, fmt::format("http server: {}", err));
+  }
+  listen_fd_ = fd;
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.fd = listen_fd_;
+  epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, listen_fd_, &ev);
+  ev.data.fd = wake_fd_;
+  epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, wake_fd_, &ev);
+  stop_ = false;
+  thread_ = std::thread([this] { run(); });
+  return okStatus();
+}
+
+void HttpServer::stop() {
+  stop_ = true;
+  if (wake_fd_ >= 0) {
+    uint64_t one = 1;
+    [[maybe_unused]] auto n = write(wake_fd_, &one, sizeof one);
+  }
+  if (thread_.joinable())
+    thread_.join();
+  for (auto& [fd, c] : connections_)
+    ::close(fd);
+  connections_.clear();
+  for (int* fd : {&listen_fd_, &epoll_fd_, &wake_fd_}) {
+    if (*fd >= 0)
+      ::close(*fd);
+    *fd = -1;
+  }
+  port_ = 0;
+}
+
+void HttpServer::run() {
+  std::vector<epoll_event> events(64);
+  while (!stop_) {
+    // Sleep until something happens or the earliest connection deadline; forever when idle.
+    int timeout_ms = -1;
+    auto now = SteadyClock::now();
+    for (const auto& [fd, c] : connections_) {
+      auto left = std::chrono::duration_cast<Millis>(c.deadline - now).count() + 1;
+      left = std::max<long long>(left, 0);
+      if (timeout_ms < 0 || left < timeout_ms)
+        timeout_ms = static_cast<int>(std::min<long long>(left, 60000));
+    }
+    int n = epoll_wait(epoll_fd_, events.data(), static_cast<int>(events.size()), timeout_ms);
+    if (n < 0 && errno != EINTR) {
+      spdlog::error("http server: epoll_wait: {}", std::strerror(errno));
+      break;
+    }
+    for (int i = 0; i < n; ++i) {
+      const int fd = events[i].data.fd;
+      if (fd == wake_fd_)
+        continue;
+      if (fd == listen_fd_) {
+        acceptAll();
+        continue;
+      }
+      auto it = connections_.find(fd);
+      if (it == connections_.end())
+        continue;
+      bool keep = it->second.writing ? onWritable(it->second) : onReadable(it->second);
+      if (keep && (events[i].events & (EPOLLERR | EPOLLHUP)) && !it->second.writing)
+        keep = false;
+      if (!keep)
+        closeConnection(fd);
+    }
+    // Drop connections whose peer did not finish in time.
+    now = SteadyClock::now();
+    std::vector<int> expired;
+    for (const auto& [fd, c] : connections_)
+      if (c.deadline <= now)
+        expired.push_back(fd);
+    for (int fd : expired)
+      closeConnection(fd);
+  }
+}
+
+void HttpServer::acceptAll() {
+  while (true) {
+    int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) {
+      if (errno == EINTR || errno == ECONNABORTED)
+        continue;
+      if (errno != EAGAIN && errno != EWOULDBLOCK)
+        spdlog::warn("http server: accept: {}", std::strerror(errno));
+      return;
+    }
+    if (connections_.size() >= options_.max_connections) {
+      ::close(fd);
+      continue;
+    }
+    Connection& c = connections_[fd];
+    c.fd = fd;
+    c.deadline = SteadyClock::now() + options_.read_timeout;
+    // The listening socket defers accepting until data arrived, and health checks send their
+    // whole request at once: most connections are answered and closed right here, without ever
+    // joining the epoll set.
+    if (!onReadable(c)) {
+      closeConnection(fd);
+      continue;
+    }
+    if (!c.registered && !watch(c, EPOLLIN | EPOLLRDHUP))
+      closeConnection(fd);
+  }
+}
+
+bool HttpServer::watch(Connection& c, uint32_t events) {
+  epoll_event ev{};
+  ev.events = events;
+  ev.data.fd = c.fd;
+  if (epoll_ctl(epoll_fd_, c.registered ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, c.fd, &ev) != 0)
+    return false;
+  c.registered = true;
+  return true;
+}
+
+void HttpServer::closeConnection(int fd) {
+  ::close(fd);  // also leaves the epoll set: the descriptor is not shared
+  connections_.erase(fd);
+}
+
+bool HttpServer::onReadable(Connection& c) {
+  const int fd = c.fd;
+  char buf[8192];
+  bool peer_closed = false;
+  while (true) {
+    ssize_t got = recv(fd, buf, sizeof buf, 0);
+    if (got > 0) {
+      c.in.append(buf, static_cast<size_t>(got));
+      // A short read took everything there was: parse it rather than ask again for EAGAIN.
+      if (static_cast<size_t>(got) < sizeof buf ||
+          c.in.size() > options_.max_header_bytes + options_.max_body_bytes)
+        break;
+      continue;
+    }
+    if (got == 0) {
+      peer_closed = true;
+      break;
+    }
+    if (errno == EINTR)
+      continue;
+    if (errno == EAGAIN || errno == EWOULDBLOCK)
+      break;
+    return false;
+  }
+
+  auto header_end = c.in.find("\r\n\r\n");
+  if (header_end == std::string::npos) {
+    if (c.in.size() > options_.max_header_bytes) {
+      answer(c, errorReply(431, "request header too large"), false);
+      return onWritable(c);
+    }
+    return !peer_closed;
+  }
+  if (header_end > options_.max_header_bytes) {
+    answer(c, errorReply(431, "request header too large"), false);
+    return onWritable(c);
+  }
+
+  HttpRequest req;
+  std::string_view head(c.in.data(), header_end);
+  auto line_end = head.find("\r\n");
+  std::string_view line = head.substr(0, line_end);
+  auto sp1 = line.find(' ');
+  auto sp2 = sp1 == std::string_view::npos ? sp1 : line.find(' ', sp1 + 1);
+  if (sp1 == std::string_view::npos || sp2 == std::string_view::npos) {
+    answer(c, errorReply(400, "malformed request line"), false);
+    return onWritable(c);
+  }
+  req.method = std::string(line.substr(0, sp1));
+  std::string_view target = line.substr(sp1 + 1, sp2 - sp1 - 1);
+  std::string_view version = line.substr(sp2 + 1);
+  if (req.method.empty() || (version != "HTTP/1.1" && version != "HTTP/1.0") ||
+      !parseRequestTarget(target, &req.path, &req.query)) {
+    answer(c, errorReply(400, "malformed request line"), false);
+    return onWritable(c);
+  }
+  std::string_view rest = line_end == std::string_view::npos ? "" : head.substr(line_end + 2);
+  while (!rest.empty()) {
+    auto eol = rest.find("\r\n");
+    std::string_view h = rest.substr(0, eol);
+    rest = eol == std::string_view::npos ? std::string_view() : rest.substr(eol + 2);
+    auto colon = h.find(':');
+    if (colon == std::string_view::npos || colon == 0) {
+      answer(c, errorReply(400, "malformed header"), false);
+      return onWritable(c);
+    }
+    req.headers.emplace_back(lower(trim(h.substr(0, colon))),
+                             std::string(trim(h.substr(colon + 1))));
+  }
+  const bool head_request = req.method == "HEAD";
+  if (!req.header("transfer-encoding").empty()) {
+    answer(c, errorReply(411, "a request body needs Content-Length"), head_request);
+    return onWritable(c);
+  }
+  size_t length = 0;
+  if (std::string cl = req.header("content-length"); !cl.empty()) {
+    char* end = nullptr;
+    errno = 0;
+    unsigned long long v = std::strtoull(cl.c_str(), &end, 10);
+    if (errno != 0 || *end != '\0' || cl.front() == '-') {
+      answer(c, errorReply(400, "invalid Content-Length"), head_request);
+      return onWritable(c);
+    }
+    if (v > options_.max_body_bytes) {
+      answer(c, errorReply(413, "request body too large"), head_request);
+      return onWritable(c);
+    }
+    length = static_cast<size_t>(v);
+  }
+  const size_t body_start = header_end + 4;
+  if (c.in.size() < body_start + length) {
+    if (peer_closed)
+      return false;
+    if (!c.sent_continue && lower(req.header("expect")) == "100-continue") {
+      c.sent_continue = true;
+      static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+      [[maybe_unused]] auto n = send(fd, kContinue.data(), kContinue.size(), MSG_NOSIGNAL);
+    }
+    return true;
+  }
+  req.body = c.in.substr(body_start, length);
+
+  HttpReply reply;
+  try {
+    reply = handler_(req);
+  } catch (const std::exception& e) {
+    reply = errorReply(500, "internal error");
+    spdlog::error("http server: handler failed on {} {}: {}", req.method, req.path, e.what());
+  }
+  answer(c, reply, head_request);
+  return onWritable(c);
+}
+
+void HttpServer::answer(Connection& c, const HttpReply& reply, bool head) {
+  std::string out = fmt::format("HTTP/1.1 {} {}\r\n", reply.status, httpReasonPhrase(reply.status));
+  for (const auto& [name, value] : reply.headers)
+    out += fmt::format("{}: {}\r\n", name, value);
+  if (!reply.content_type.empty())
+    out += fmt::format("Content-Type: {}\r\n", reply.content_type);
+  out += fmt::format("Content-Length: {}\r\nConnection: close\r\n\r\n", reply.body.size());
+  if (!head)
+    out += reply.body;
+  c.out = std::move(out);
+  c.out_pos = 0;
+  c.writing = true;
+  c.in.clear();
+  c.deadline = SteadyClock::now() + options_.write_timeout;
+}
+
+bool HttpServer::onWritable(Connection& c) {
+  const int fd = c.fd;
+  while (c.out_pos < c.out.size()) {
+    ssize_t sent = send(fd, c.out.data() + c.out_pos, c.out.size() - c.out_pos, MSG_NOSIGNAL);
+    if (sent > 0) {
+      c.out_pos += static_cast<size_t>(sent);
+      continue;
+    }
+    if (sent < 0 && errno == EINTR)
+      continue;
+    if (sent < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+      return watch(c, EPOLLOUT);
+    return false;
+  }
+  // The whole answer is out: the caller closes (the peer reads it to the end, then sees the FIN).
+  return false;
+}
+
+}  // namespace pgf
