@@ -23,6 +23,8 @@ constexpr Millis kStartTimeout{60000};
 constexpr Millis kStopTimeout{60000};
 constexpr Millis kPromoteTimeout{30000};
 constexpr Millis kFenceStopTimeout{10000};
+// The fence and lease-keeper threads wait for notifications; this only bounds one wait.
+constexpr Millis kIdleWaitCap{60000};
 
 // Splits postgres://[user[:password]@]host[:port][/db] into host and port.
 bool splitConnUrl(const std::string& url, std::string* host, int* port) {
@@ -103,7 +105,10 @@ Agent::Agent(AgentConfig config, DcsPtr dcs, PostgresControllerPtr postgres, con
 
 Agent::~Agent() {
   stop_ = true;
-  fence_stop_ = true;
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    fence_stop_ = true;
+  }
   fence_cv_.notify_all();
   if (fence_thread_.joinable())
     fence_thread_.join();
@@ -114,6 +119,7 @@ Agent::~Agent() {
 void Agent::requestStop() {
   stop_ = true;
   fence_cv_.notify_all();
+  dcs_->wake();
 }
 
 AgentStatus Agent::status() const {
@@ -133,6 +139,7 @@ int Agent::run() {
                config_.scope, settings_.ttl, settings_.loop_wait);
   fence_thread_ = std::thread([this] { fenceLoop(); });
   keeper_thread_ = std::thread([this] { keeperLoop(); });
+  ExitWatcher postmaster_watch([this] { dcs_->wake(); });
 
   while (!stop_) {
     last_cycle_start_ = clock_.now();
@@ -148,14 +155,15 @@ int Agent::run() {
       postmaster = status_.pg.running ? status_.pg.postmaster_pid : 0;
     }
     // Sleep until the next cycle is due, a key the loop reacts to changes, or our postmaster dies
-    // (checked every 100 ms: a crashed server is restarted without waiting for the next loop).
+    // (the exit watcher wakes the wait: a crashed server is restarted without waiting for the next
+    // loop), or a stop is requested.
+    postmaster_watch.watch(postmaster);
     while (!stop_) {
       auto now = clock_.now();
       auto next = nextCycleAt();
       if (now >= next)
         break;
-      auto chunk = std::min(std::chrono::duration_cast<Millis>(next - now), Millis(100));
-      if (dcs_->waitForChange(rev, chunk))
+      if (dcs_->waitForChange(rev, std::chrono::duration_cast<Millis>(next - now) + Millis(1)))
         break;
       if (postmaster > 0 && !processAlive(postmaster)) {
         spdlog::warn("postgresql (pid {}) exited", postmaster);
@@ -641,14 +649,15 @@ void Agent::keeperLoop() {
   // While the loop is busy with a long action on the leader (starting or promoting PostgreSQL),
   // this thread renews the lease at the usual interval, so that the action does not run into the
   // fence. A renewal that fails leaves the deadline where it was: the fence still applies.
-  // Waits are capped at a second so that a stop request never waits on a missed notification.
+  // Every change it waits for (long_action_, the deadline, fence_stop_) is made under mu_ and
+  // notified, so the waits need no timeout of their own; the cap only bounds a clock's drift.
   std::unique_lock<std::mutex> lk(mu_);
   bool active = false;
   MonoTime last = clock_.now();
   while (!fence_stop_) {
     if (!long_action_ || !memory_.lease_deadline) {
       active = false;
-      fence_cv_.wait_for(lk, Millis(1000));
+      fence_cv_.wait_for(lk, kIdleWaitCap);
       continue;
     }
     if (!active) {
@@ -657,7 +666,7 @@ void Agent::keeperLoop() {
     }
     MonoTime next = last + timing_.renew_interval;
     if (clock_.now() < next) {
-      fence_cv_.wait_until(lk, std::min(next, clock_.now() + Millis(1000)));
+      fence_cv_.wait_until(lk, std::min(next, clock_.now() + kIdleWaitCap));
       continue;
     }
     last = clock_.now();
@@ -670,8 +679,8 @@ void Agent::keeperLoop() {
 void Agent::fenceLoop() {
   std::unique_lock<std::mutex> lk(mu_);
   while (!fence_stop_) {
-    // Sleep until the deadline (a renewal that moves it notifies us), at most a second at a time.
-    MonoTime cap = clock_.now() + Millis(1000);
+    // Sleep until the deadline (a renewal that sets or moves it notifies us).
+    MonoTime cap = clock_.now() + kIdleWaitCap;
     fence_cv_.wait_until(lk, memory_.lease_deadline ? std::min(*memory_.lease_deadline, cap) : cap);
     if (!memory_.lease_deadline || clock_.now() < *memory_.lease_deadline)
       continue;
@@ -713,7 +722,10 @@ void Agent::shutdown() {
   }
   ignoreError(dcs_->deleteMember(), "the member key expires with the lease anyway");
   ignoreError(dcs_->releaseLease(), "the lease expires by itself");
-  fence_stop_ = true;
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    fence_stop_ = true;
+  }
   fence_cv_.notify_all();
   if (fence_thread_.joinable())
     fence_thread_.join();

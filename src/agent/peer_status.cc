@@ -2,9 +2,9 @@
 
 #include <future>
 
-#include <httplib.h>
 #include <nlohmann/json.hpp>
 
+#include "common/http_client.h"
 #include "postgres/lsn.h"
 
 namespace pgf {
@@ -92,14 +92,11 @@ std::vector<PeerStatus> fetchPeerStatuses(const ClusterView& cluster, const std:
       int port = 0;
       if (!splitHttpUrl(m.api_url, &host, &port, &path))
         return unreachable;
-      httplib::Client client(host, port);
-      auto secs = static_cast<time_t>(timeout.count() / 1000);
-      auto usecs = static_cast<time_t>((timeout.count() % 1000) * 1000);
-      client.set_connection_timeout(secs, usecs);
-      client.set_read_timeout(secs, usecs);
-      client.set_write_timeout(secs, usecs);
-      auto res = client.Get(path.c_str());
-      if (!res)
+      // One question per member and cycle: no connection is kept.
+      HttpConnection http(host, port);
+      auto res = http.request("GET", path, {{"Connection", "close"}}, {},
+                              std::chrono::steady_clock::now() + timeout);
+      if (!res.ok())
         return unreachable;
       // Patroni answers /patroni with 200 or 503 (not running); both carry the status document.
       PeerStatus p = parsePeerStatus(m.name, res->body);

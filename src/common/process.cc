@@ -4,6 +4,8 @@
 #include <poll.h>
 #include <pwd.h>
 #include <signal.h>
+#include <sys/eventfd.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -288,6 +290,84 @@ Result<std::pair<uid_t, gid_t>> lookupUser(const std::string& name) {
   if (getpwnam_r(name.c_str(), &pw, buf.data(), buf.size(), &out) != 0 || out == nullptr)
     return makeError(ErrorCode::kNotFound, fmt::format("no user named \"{}\"", name));
   return std::make_pair(pw.pw_uid, pw.pw_gid);
+}
+
+ExitWatcher::ExitWatcher(std::function<void()> on_exit) : on_exit_(std::move(on_exit)) {
+  wake_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  thread_ = std::thread([this] { run(); });
+}
+
+ExitWatcher::~ExitWatcher() {
+  {
+    std::lock_guard lock(mu_);
+    stop_ = true;
+  }
+  uint64_t one = 1;
+  if (wake_fd_ >= 0) [[maybe_unused]]
+    auto n = write(wake_fd_, &one, sizeof one);
+  if (thread_.joinable())
+    thread_.join();
+  if (wake_fd_ >= 0)
+    close(wake_fd_);
+}
+
+void ExitWatcher::watch(pid_t pid) {
+  {
+    std::lock_guard lock(mu_);
+    if (pid == pid_)
+      return;
+    pid_ = pid;
+  }
+  uint64_t one = 1;
+  if (wake_fd_ >= 0) [[maybe_unused]]
+    auto n = write(wake_fd_, &one, sizeof one);
+}
+
+void ExitWatcher::run() {
+  pid_t watching = 0;
+  int pidfd = -1;
+  bool reported = false;
+  for (;;) {
+    pid_t wanted = 0;
+    {
+      std::lock_guard lock(mu_);
+      if (stop_)
+        break;
+      wanted = pid_;
+    }
+    if (wanted != watching) {
+      if (pidfd >= 0)
+        close(pidfd);
+      pidfd = -1;
+      watching = wanted;
+      reported = false;
+      if (watching > 0) {
+        pidfd = static_cast<int>(syscall(SYS_pidfd_open, watching, 0));
+        if (pidfd < 0 && errno == ESRCH) {
+          reported = true;
+          on_exit_();
+        }
+      }
+    }
+    const bool polling_by_pid = watching > 0 && pidfd < 0 && !reported;
+    pollfd fds[2] = {{wake_fd_, POLLIN, 0}, {pidfd, POLLIN, 0}};
+    const int nfds = pidfd >= 0 && !reported ? 2 : 1;
+    int n = poll(fds, static_cast<nfds_t>(nfds), polling_by_pid ? 100 : -1);
+    if (n < 0 && errno != EINTR)
+      break;
+    if (fds[0].revents & POLLIN) {
+      uint64_t count = 0;
+      [[maybe_unused]] auto r = read(wake_fd_, &count, sizeof count);
+    }
+    const bool exited = nfds == 2 ? (fds[1].revents & (POLLIN | POLLHUP | POLLERR)) != 0
+                                  : polling_by_pid && !processAlive(watching);
+    if (exited && !reported) {
+      reported = true;
+      on_exit_();
+    }
+  }
+  if (pidfd >= 0)
+    close(pidfd);
 }
 
 }  // namespace pgf

@@ -5,9 +5,12 @@
 
 #include <sys/types.h>
 
+#include <functional>
 #include <map>
+#include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "common/clock.h"
@@ -50,6 +53,31 @@ bool processAlive(pid_t pid);
 // them) become our children, and a zombie postmaster would keep PostgreSQL from starting again
 // ("lock file postmaster.pid already exists"). Returns how many it reaped.
 int reapZombieChildren();
+
+// Calls `on_exit`, from a thread of its own, when the process it watches exits (becomes a zombie
+// or is reaped), whoever its parent is. The thread sleeps in poll() on a pidfd, so watching costs
+// nothing while the process lives. Where pidfds are unavailable it checks every 100 ms instead.
+class ExitWatcher {
+ public:
+  explicit ExitWatcher(std::function<void()> on_exit);
+  ~ExitWatcher();
+  ExitWatcher(const ExitWatcher&) = delete;
+  ExitWatcher& operator=(const ExitWatcher&) = delete;
+
+  // Watches `pid` instead of the previous one (0: nothing). on_exit runs once per watched pid;
+  // watching a pid that is already gone calls it at once.
+  void watch(pid_t pid);
+
+ private:
+  void run();
+
+  std::function<void()> on_exit_;
+  std::mutex mu_;
+  pid_t pid_ = 0;
+  bool stop_ = false;
+  int wake_fd_ = -1;
+  std::thread thread_;
+};
 
 // Looks a user up by name: {uid, gid}.
 Result<std::pair<uid_t, gid_t>> lookupUser(const std::string& name);

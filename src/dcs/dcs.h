@@ -75,6 +75,9 @@ class Dcs {
   // Changes to members/*, status and history do not wake it: every agent writes its member key each
   // loop, and waking on those would make the agents wake each other in an endless ping-pong.
   virtual bool waitForChange(int64_t after_revision, Millis timeout) = 0;
+  // Makes the waitForChange in progress, or else the next one, return false at once. Thread-safe;
+  // the HA loop is woken this way when its postmaster exits or the agent is asked to stop.
+  virtual void wake() = 0;
 
   // The lease ttl in seconds for our lease (applies from the next lease grant or refresh).
   virtual void setTtl(int ttl_seconds) = 0;

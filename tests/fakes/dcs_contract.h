@@ -372,6 +372,30 @@ TYPED_TEST_P(DcsContract, WaitForChangeTimesOutAndIgnoresMemberWrites) {
   EXPECT_LT(elapsedMs(start), 2000);
 }
 
+TYPED_TEST_P(DcsContract, WakeEndsAWaitAtOnceAndIsNotLostBeforeOne) {
+  using namespace contract;
+  auto a = this->env_.member("a", this->ttl());
+  const int64_t rev = mustLoad(*a).revision;
+  // Let the first wait set up whatever it watches with, so that the timing below is the wake's.
+  EXPECT_FALSE(a->waitForChange(rev, Millis(200)));
+
+  auto start = std::chrono::steady_clock::now();
+  auto woke = std::async(std::launch::async, [&] { return a->waitForChange(rev, Millis(10000)); });
+  std::this_thread::sleep_for(Millis(100));
+  a->wake();
+  EXPECT_FALSE(woke.get());  // woken, not changed
+  EXPECT_LT(elapsedMs(start), 2000);
+
+  // A wake that comes before the wait ends the next wait at once, and only that one.
+  a->wake();
+  start = std::chrono::steady_clock::now();
+  EXPECT_FALSE(a->waitForChange(rev, Millis(10000)));
+  EXPECT_LT(elapsedMs(start), 1000);
+  start = std::chrono::steady_clock::now();
+  EXPECT_FALSE(a->waitForChange(rev, Millis(300)));
+  EXPECT_GE(elapsedMs(start), 250);
+}
+
 TYPED_TEST_P(DcsContract, UnreachableEndpointGivesDcsUnavailableWithinTheTimeout) {
   using namespace contract;
   const Millis timeout(700);
@@ -402,6 +426,7 @@ REGISTER_TYPED_TEST_SUITE_P(
     MemberKeysCarryTheirJsonAndFollowTheirLease, ReleaseLeaseDropsLeaderAndMemberAtOnce,
     SetConfigIsCompareAndSetByRevision, OtherKeysRoundTrip, MalformedValuesAreSkippedNotFatal,
     WaitForChangeWakesOnAnotherMembersChange, WaitForChangeTimesOutAndIgnoresMemberWrites,
+    WakeEndsAWaitAtOnceAndIsNotLostBeforeOne,
     UnreachableEndpointGivesDcsUnavailableWithinTheTimeout);
 
 }  // namespace pgf

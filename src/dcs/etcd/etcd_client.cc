@@ -3,7 +3,8 @@
 #include <algorithm>
 
 #include <fmt/format.h>
-#include <httplib.h>
+
+#include "common/http_client.h"
 
 namespace pgf {
 namespace {
@@ -77,42 +78,27 @@ constexpr Millis kStaleConnectionFailure{100};
 
 struct PostResult {
   bool complete = false;  // a whole answer arrived
-  bool reusable = false;  // the connection can carry another request
   int status = 0;
   std::string text;
   nlohmann::json body;  // discarded when `text` is not JSON
-  httplib::Error error = httplib::Error::Success;
+  std::string error;    // why the answer is not complete
 };
 
-// POSTs a JSON body. etcd's gateway ends error answers with HTTP trailers, which this
-// cpp-httplib rejects as a read error after the body was delivered; such an answer is complete
-// when its body is whole JSON, but its connection is not reused.
-PostResult postJson(httplib::Client& client, std::string_view path, const httplib::Headers& headers,
-                    const std::string& body) {
+// POSTs a JSON body and reads the whole answer before `deadline`. etcd's gateway ends error
+// answers with HTTP trailers in a chunked body; the HTTP client accepts them, so such an answer is
+// complete and its connection reusable like any other.
+PostResult postJson(HttpConnection& connection, std::string_view path, const HttpHeaders& headers,
+                    const std::string& body, MonoTime deadline) {
   PostResult out;
-  httplib::Request req;
-  req.method = "POST";
-  req.path = std::string(path);
-  req.headers = headers;
-  req.set_header("Content-Type", "application/json");
-  req.body = body;
-  req.response_handler = [&](const httplib::Response& r) {
-    out.status = r.status;
-    return true;
-  };
-  req.content_receiver = [&](const char* data, size_t len, uint64_t, uint64_t) {
-    out.text.append(data, len);
-    return true;
-  };
-  httplib::Response res;
-  const bool sent = client.send(req, res, out.error);
-  out.body = nlohmann::json::parse(out.text, nullptr, /*allow_exceptions=*/false);
-  if (sent) {
-    out.complete = true;
-    out.reusable = true;
-  } else if (out.status != 0 && out.error == httplib::Error::Read && !out.body.is_discarded()) {
-    out.complete = true;
+  auto res = connection.request("POST", path, headers, body, deadline);
+  if (!res.ok()) {
+    out.error = res.error().message;
+    return out;
   }
+  out.complete = true;
+  out.status = res->status;
+  out.text = std::move(res->body);
+  out.body = nlohmann::json::parse(out.text, nullptr, /*allow_exceptions=*/false);
   return out;
 }
 
@@ -242,26 +228,26 @@ void EtcdClient::markGood(const std::string& endpoint) {
     preferred_ = static_cast<size_t>(it - options_.endpoints.begin());
 }
 
-std::unique_ptr<httplib::Client> EtcdClient::borrow(const std::string& endpoint) {
+std::unique_ptr<HttpConnection> EtcdClient::borrow(const std::string& endpoint) {
   {
     std::lock_guard lock(mu_);
     for (auto it = idle_.begin(); it != idle_.end(); ++it) {
       if (it->first == endpoint) {
-        auto client = std::move(it->second);
+        auto connection = std::move(it->second);
         idle_.erase(it);
-        return client;
+        return connection;
       }
     }
   }
   return nullptr;
 }
 
-void EtcdClient::giveBack(const std::string& endpoint, std::unique_ptr<httplib::Client> client) {
+void EtcdClient::giveBack(const std::string& endpoint, std::unique_ptr<HttpConnection> connection) {
   // A few idle connections per client are plenty: calls from one agent rarely overlap.
   constexpr size_t kMaxIdle = 4;
   std::lock_guard lock(mu_);
   if (idle_.size() < kMaxIdle)
-    idle_.emplace_back(endpoint, std::move(client));
+    idle_.emplace_back(endpoint, std::move(connection));
 }
 
 Result<EtcdClient::Answer> EtcdClient::exchange(std::string_view path, const std::string& body,
@@ -269,9 +255,9 @@ Result<EtcdClient::Answer> EtcdClient::exchange(std::string_view path, const std
                                                 Clock::time_point deadline) {
   const auto order = endpointsInOrder();
   std::string last_error = "no attempt fit in the timeout";
-  httplib::Headers headers;
+  HttpHeaders headers = {{"Content-Type", "application/json"}};
   if (!token.empty())
-    headers.emplace("Authorization", token);
+    headers.emplace_back("Authorization", token);
   for (size_t i = 0; i < order.size(); ++i) {
     const std::string& endpoint = order[i];
     // A pooled connection the server closed fails once; a fresh one then gets a second chance.
@@ -284,21 +270,18 @@ Result<EtcdClient::Answer> EtcdClient::exchange(std::string_view path, const std
       const Millis share =
           left > 1 ? std::max(remaining / static_cast<long>(left), std::min(remaining, kMinAttempt))
                    : remaining;
-      auto client = fresh ? nullptr : borrow(endpoint);
-      const bool reused = client != nullptr;
-      if (!client) {
+      auto connection = fresh ? nullptr : borrow(endpoint);
+      const bool reused = connection != nullptr;
+      if (!connection) {
         auto hp = splitEtcdEndpoint(endpoint);  // validated in create()
-        client = std::make_unique<httplib::Client>(hp->first, hp->second);
-        client->set_keep_alive(true);
+        connection = std::make_unique<HttpConnection>(hp->first, hp->second);
       }
-      client->set_connection_timeout(share);
-      client->set_read_timeout(share);
-      client->set_write_timeout(share);
       const auto sent = Clock::now();
-      auto res = postJson(*client, path, headers, body);
+      auto res = postJson(*connection, path, headers, body, sent + share);
       if (!res.complete) {
-        last_error = fmt::format("{}: {}", endpoint, httplib::to_string(res.error));
-        // A pooled connection the server had closed fails at once: retry on a fresh one. A slow
+        last_error = fmt::format("{}: {}", endpoint, res.error);
+        // A pooled connection the server closed while idle is replaced before sending; one it
+        // closed just as the request went out fails at once: retry on a fresh one. A slow
         // failure means the endpoint itself is in trouble.
         if (reused && Clock::now() - sent < kStaleConnectionFailure)
           continue;
@@ -315,9 +298,8 @@ Result<EtcdClient::Answer> EtcdClient::exchange(std::string_view path, const std
                          fmt::format("etcd {}{}: answer is not json (http {}): {}", endpoint, path,
                                      res.status, snippet(res.text)));
       markGood(endpoint);
-      if (!res.reusable)
-        return Answer{res.status, std::move(res.body)};
-      giveBack(endpoint, std::move(client));
+      if (connection->reusable())
+        giveBack(endpoint, std::move(connection));
       return Answer{res.status, std::move(res.body)};
     }
   }

@@ -31,11 +31,9 @@
 #include "common/clock.h"
 #include "common/result.h"
 
-namespace httplib {
-class Client;
-}
-
 namespace pgf {
+
+class HttpConnection;
 
 struct EtcdClientOptions {
   std::vector<std::string> endpoints;  // "host:port"
@@ -84,15 +82,15 @@ class EtcdClient {
   Result<std::string> authenticate(Clock::time_point deadline);
   Result<std::string> tokenUntil(Clock::time_point deadline);
   // An idle pooled connection to `endpoint`, or nullptr.
-  std::unique_ptr<httplib::Client> borrow(const std::string& endpoint);
-  void giveBack(const std::string& endpoint, std::unique_ptr<httplib::Client> client);
+  std::unique_ptr<HttpConnection> borrow(const std::string& endpoint);
+  void giveBack(const std::string& endpoint, std::unique_ptr<HttpConnection> connection);
 
   const EtcdClientOptions options_;
   mutable std::mutex mu_;  // guards everything below
   Millis request_timeout_;
   size_t preferred_ = 0;  // index of the endpoint that answered last
   std::string token_;
-  std::vector<std::pair<std::string, std::unique_ptr<httplib::Client>>> idle_;
+  std::vector<std::pair<std::string, std::unique_ptr<HttpConnection>>> idle_;
 };
 
 // "host:port" or "[v6addr]:port" -> {host, port}; kInvalidArgument when malformed.

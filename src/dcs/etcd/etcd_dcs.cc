@@ -315,6 +315,10 @@ bool EtcdDcs::waitForChange(int64_t after_revision, Millis timeout) {
   return watch_->waitForChange(after_revision, timeout);
 }
 
+void EtcdDcs::wake() {
+  watch_->wake();
+}
+
 void EtcdDcs::setTtl(int ttl_seconds) {
   if (ttl_seconds < 1)
     return;

@@ -59,6 +59,7 @@ class EtcdDcs final : public Dcs {
   Status deleteFailover() override;
   Status setSync(const nlohmann::json& sync) override;
   bool waitForChange(int64_t after_revision, Millis timeout) override;
+  void wake() override;
   void setTtl(int ttl_seconds) override;
   void setRequestTimeout(Millis timeout) override;
   Status releaseLease() override;

@@ -3,19 +3,23 @@
 #include <algorithm>
 
 #include <fmt/format.h>
-#include <httplib.h>
 #include <spdlog/spdlog.h>
 
+#include "common/http_client.h"
 #include "dcs/etcd/base64.h"
 #include "dcs/etcd/json_stream.h"
 
 namespace pgf {
 namespace {
 
-// The stream's read timeout bounds how long the thread can miss the stop flag, and how long a
-// hung (not closed) endpoint goes unnoticed. An idle stream therefore reconnects about once a
-// second, which costs etcd one cheap watch creation.
-constexpr auto kStreamTimeout = std::chrono::milliseconds(1000);
+// The stream's idle timeout bounds how long a hung (not closed) endpoint goes unnoticed by the
+// watch. It can be long: every member rewrites its key each loop, so a live stream is rarely quiet
+// for long, and the HA loop reads the cluster every loop through the client (which has its own
+// request timeouts and endpoint failover) whatever the watch does. An idle stream reconnects at
+// most this often. stop() does not wait for it: it aborts the stream.
+constexpr auto kStreamTimeout = std::chrono::milliseconds(10000);
+// Authentication before a stream is bounded separately, so that a stop request is not held up.
+constexpr auto kAuthTimeout = std::chrono::milliseconds(1000);
 // Backoff after a failed connection: short, because waiters keep their own timeout and every
 // second without a watch delays a replica's reaction to a lost leader.
 constexpr Millis kMinBackoff{100};
@@ -43,7 +47,7 @@ void EtcdWatch::stop() {
     std::lock_guard lock(mu_);
     stop_ = true;
     if (active_)
-      active_->stop();
+      active_->abort();
   }
   cv_.notify_all();
   if (thread_.joinable())
@@ -66,8 +70,17 @@ bool EtcdWatch::waitForChange(int64_t after_revision, Millis timeout) {
   } else if (after_revision + 1 < watch_from_) {
     return true;
   }
-  return cv_.wait_for(lock, timeout, [&] { return stop_ || last_change_ > after_revision; }) &&
-         last_change_ > after_revision;
+  cv_.wait_for(lock, timeout, [&] { return stop_ || woken_ || last_change_ > after_revision; });
+  woken_ = false;
+  return last_change_ > after_revision;
+}
+
+void EtcdWatch::wake() {
+  {
+    std::lock_guard lock(mu_);
+    woken_ = true;
+  }
+  cv_.notify_all();
 }
 
 void EtcdWatch::run() {
@@ -89,7 +102,7 @@ void EtcdWatch::run() {
 
 bool EtcdWatch::streamOnce(const std::string& endpoint) {
   // Bounded like the stream itself, so a stop request is noticed even while authenticating.
-  auto token = client_.token(kStreamTimeout);
+  auto token = client_.token(kAuthTimeout);
   if (!token.ok()) {
     spdlog::debug("etcd watch: {}", token.error().message);
     return false;
@@ -97,10 +110,7 @@ bool EtcdWatch::streamOnce(const std::string& endpoint) {
   auto hp = splitEtcdEndpoint(endpoint);  // validated when the client was created
   if (!hp.ok())
     return false;
-  httplib::Client http(hp->first, hp->second);
-  http.set_connection_timeout(kStreamTimeout);
-  http.set_read_timeout(kStreamTimeout);
-  http.set_write_timeout(kStreamTimeout);
+  HttpConnection http(hp->first, hp->second);
 
   nlohmann::json create;
   {
@@ -113,17 +123,13 @@ bool EtcdWatch::streamOnce(const std::string& endpoint) {
                 {"range_end", base64Encode(prefixEnd(prefix_))},
                 {"start_revision", std::to_string(next_revision_)}}}};
   }
-  httplib::Request req;
-  req.method = "POST";
-  req.path = "/v3/watch";
-  req.body = create.dump();
-  req.set_header("Content-Type", "application/json");
+  HttpHeaders headers = {{"Content-Type", "application/json"}};
   if (!token->empty())
-    req.set_header("Authorization", *token);
+    headers.emplace_back("Authorization", *token);
   JsonStreamSplitter splitter;
   bool created = false;
-  req.content_receiver = [&](const char* data, size_t len, uint64_t, uint64_t) {
-    for (const auto& text : splitter.feed(std::string_view(data, len))) {
+  auto on_body = [&](std::string_view piece) {
+    for (const auto& text : splitter.feed(piece)) {
       auto msg = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
       if (msg.is_discarded())
         continue;  // a garbled message: the next one still counts
@@ -132,9 +138,13 @@ bool EtcdWatch::streamOnce(const std::string& endpoint) {
     }
     return !stopping();
   };
-  httplib::Response res;
-  httplib::Error error = httplib::Error::Success;
-  http.send(req, res, error);
+  // No overall deadline: the stream lasts until it idles, breaks, or stop() aborts it. Whatever
+  // ended it, the next stream starts from next_revision_.
+  auto ended = http.request("POST", "/v3/watch", headers, create.dump(), MonoTime::max(), on_body,
+                            kStreamTimeout);
+  // An idle stream times out every kStreamTimeout: not worth a line.
+  if (!ended.ok() && ended.error().code != ErrorCode::kTimeout && !stopping())
+    spdlog::debug("etcd watch on {}: {}", endpoint, ended.error().message);
   {
     std::lock_guard lock(mu_);
     active_ = nullptr;

@@ -2,7 +2,8 @@
 // prefix, so waitForChange() can block until one of the watched keys changes. Started lazily by
 // the first waitForChange(). When the stream breaks (etcd restarted, endpoint gone, idle read
 // timeout) the thread reconnects from the next revision it has not seen, trying the next endpoint
-// after a failure, with a short backoff. The destructor stops the thread within about a second.
+// after a failure, with a short backoff. stop() (and so the destructor) aborts a blocked stream at
+// once; only an authentication in progress can hold it up, for about a second.
 #pragma once
 
 #include <condition_variable>
@@ -18,11 +19,9 @@
 #include "common/clock.h"
 #include "dcs/etcd/etcd_client.h"
 
-namespace httplib {
-class Client;
-}
-
 namespace pgf {
+
+class HttpConnection;
 
 class EtcdWatch {
  public:
@@ -36,6 +35,8 @@ class EtcdWatch {
   // `timeout`. Also true (a harmless spurious wake) when `after_revision` predates what the watch
   // covers, since such changes cannot be known.
   bool waitForChange(int64_t after_revision, Millis timeout);
+  // Makes the waitForChange in progress, or else the next one, return false at once.
+  void wake();
   void stop();
 
  private:
@@ -53,10 +54,11 @@ class EtcdWatch {
   std::condition_variable cv_;
   bool started_ = false;
   bool stop_ = false;
-  int64_t watch_from_ = 0;             // the revision the watch first started from
-  int64_t next_revision_ = 0;          // where a reconnected stream resumes
-  int64_t last_change_ = 0;            // highest revision at which a watched key changed
-  httplib::Client* active_ = nullptr;  // the stream's client, so stop() can abort it
+  bool woken_ = false;                // wake() was called and no wait has consumed it yet
+  int64_t watch_from_ = 0;            // the revision the watch first started from
+  int64_t next_revision_ = 0;         // where a reconnected stream resumes
+  int64_t last_change_ = 0;           // highest revision at which a watched key changed
+  HttpConnection* active_ = nullptr;  // the stream's connection, so stop() can abort it
   std::thread thread_;
 };
 

@@ -162,10 +162,16 @@ Status MemoryDcs::setSync(const nlohmann::json& sync) {
 
 bool MemoryDcs::waitForChange(int64_t after_revision, Millis timeout) {
   if (!reachable()) {
-    std::this_thread::sleep_for(timeout);
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (std::chrono::steady_clock::now() < deadline && !woken_.exchange(false))
+      std::this_thread::sleep_for(std::min(timeout, Millis(10)));
     return false;
   }
-  return store_->waitForChange(watched_keys_, after_revision, timeout);
+  return store_->waitForChange(watched_keys_, after_revision, timeout, &woken_);
+}
+
+void MemoryDcs::wake() {
+  woken_ = true;
 }
 
 void MemoryDcs::setTtl(int ttl_seconds) {

@@ -42,6 +42,7 @@ class MemoryDcs final : public Dcs {
   Status setSync(const nlohmann::json& sync) override;
   // While unreachable, waits out `timeout` (as a cut-off etcd client would) and returns false.
   bool waitForChange(int64_t after_revision, Millis timeout) override;
+  void wake() override;
   void setTtl(int ttl_seconds) override;
   void setRequestTimeout(Millis timeout) override;
   Status releaseLease() override;
@@ -67,6 +68,7 @@ class MemoryDcs final : public Dcs {
   const std::string name_;
   const std::string prefix_;
   std::vector<std::string> watched_keys_;  // full keys that wake waitForChange
+  std::atomic<bool> woken_{false};
   std::atomic<bool> reachable_{true};
   mutable std::mutex mu_;  // guards ttl_ and lease_; taken before the store's lock
   int ttl_;

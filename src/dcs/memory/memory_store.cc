@@ -181,7 +181,7 @@ void MemoryStore::expireLeases() {
 }
 
 bool MemoryStore::waitForChange(const std::vector<std::string>& keys, int64_t after_revision,
-                                Millis timeout) {
+                                Millis timeout, std::atomic<bool>* woken) {
   // A short slice: how late a waiter notices a FakeClock advanced by another thread.
   constexpr Millis kSlice{10};
   const auto deadline = std::chrono::steady_clock::now() + timeout;
@@ -191,7 +191,7 @@ bool MemoryStore::waitForChange(const std::vector<std::string>& keys, int64_t af
     if (lastChangeLocked(keys) > after_revision)
       return true;
     auto now = std::chrono::steady_clock::now();
-    if (now >= deadline)
+    if (now >= deadline || (woken != nullptr && woken->exchange(false)))
       return false;
     auto left = std::chrono::duration_cast<Millis>(deadline - now) + Millis(1);
     cv_.wait_for(lock, std::min(left, kSlice));

@@ -11,6 +11,7 @@
 // that lock and must not call back into the store.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <map>
@@ -99,7 +100,9 @@ class MemoryStore {
   // `after_revision` (true), or until `timeout` of real time passed (false). Returns at once when
   // such a change already happened. Wakes periodically to expire leases, so advancing a FakeClock
   // from another thread is noticed without any other store call.
-  bool waitForChange(const std::vector<std::string>& keys, int64_t after_revision, Millis timeout);
+  // `woken`, when given, ends the wait early once it is set (and is cleared by the wait).
+  bool waitForChange(const std::vector<std::string>& keys, int64_t after_revision, Millis timeout,
+                     std::atomic<bool>* woken = nullptr);
 
  private:
   struct Lease {
