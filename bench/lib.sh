@@ -72,6 +72,11 @@ bench_check_agent() {
   local bin
   bin=$(bench_agent_bin "$1")
   [ -x "$bin" ] || bench_die "$1 agent binary not executable: $bin"
+  # pgfleet-agent starts the watchdog program from its own directory (a copy of the agent needs it
+  # beside it); without it the watchdog runs in a fork of the agent, which the footprint counts.
+  if [ "$1" = pgfleet ] && [ ! -x "$(dirname "$bin")/pgfleet-watchdog" ]; then
+    bench_die "pgfleet-watchdog not found beside $bin (copy it along with the agent)"
+  fi
 }
 
 # --agent pgfleet|patroni|both -> the list of agents to run, pgfleet first.

@@ -74,12 +74,12 @@ esac
 bash scripts/setup.sh
 log "building"
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPGFLEET_BENCH=OFF >/dev/null
-cmake --build build -j"${PGFLEET_JOBS:-2}" --target pgfleet-agent pgfleetctl
+cmake --build build -j"${PGFLEET_JOBS:-2}" --target pgfleet-agent pgfleet-watchdog pgfleetctl
 
 mkdir -p "$home/bin"
 chown postgres: "$home"
 chmod 700 "$home"
-install -m 0755 build/pgfleet-agent build/pgfleetctl "$home/bin/"
+install -m 0755 build/pgfleet-agent build/pgfleet-watchdog build/pgfleetctl "$home/bin/"
 for name in superuser replication; do
   [ -s "$home/$name.password" ] || (umask 077; head -c 24 /dev/urandom | base64 | tr -d '/+=' >"$home/$name.password")
 done

@@ -16,6 +16,7 @@
 #include <mutex>
 #include <string>
 
+#include "agent/watchdog_loop.h"
 #include "common/clock.h"
 #include "common/result.h"
 
@@ -41,9 +42,5 @@ class Watchdog {
   int fd_ = -1;
   pid_t pid_ = 0;
 };
-
-// The watchdog process's main loop (exposed for tests): reads deadlines from `fd` and fences
-// PostgreSQL in `data_dir`. Returns when the writer is gone and nothing is armed.
-void runWatchdog(int fd, const std::string& data_dir);
 
 }  // namespace pgf

@@ -151,13 +151,19 @@ postgresql:
 }
 
 Status LocalCluster::start() {
-  // The agent binary may sit in a directory the postgres user cannot enter: run a copy.
+  // The agent binary may sit in a directory the postgres user cannot enter: run a copy, with the
+  // watchdog program it starts from its own directory.
   agent_bin_ = dir_ + "/pgfleet-agent";
-  std::error_code ec;
-  fs::copy_file(PGFLEET_AGENT_BIN, agent_bin_, fs::copy_options::overwrite_existing, ec);
-  if (ec)
-    return makeError(ErrorCode::kIo, "copying the agent binary: " + ec.message());
-  chmod(agent_bin_.c_str(), 0755);
+  const fs::path built(PGFLEET_AGENT_BIN);
+  for (const auto& [from, to] :
+       {std::pair{built, fs::path(agent_bin_)},
+        std::pair{built.parent_path() / "pgfleet-watchdog", fs::path(dir_) / "pgfleet-watchdog"}}) {
+    std::error_code ec;
+    fs::copy_file(from, to, fs::copy_options::overwrite_existing, ec);
+    if (ec)
+      return makeError(ErrorCode::kIo, fmt::format("copying {}: {}", from.string(), ec.message()));
+    chmod(to.c_str(), 0755);
+  }
 
   etcd_ = std::make_unique<EtcdProcess>(dir_ + "/etcd");
   PGF_TRY(etcd_->start(), "starting etcd");
