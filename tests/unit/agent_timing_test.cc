@@ -16,16 +16,16 @@ HaSettings settings(int ttl, int loop_wait, int retry_timeout) {
 TEST(AgentTiming, DefaultsRenewWellBeforeTheDeadline) {
   auto t = deriveTiming(settings(30, 10, 10));
   EXPECT_EQ(t.safety_margin, Millis(3000));
-  EXPECT_EQ(t.renew_interval, Millis(9000));
-  EXPECT_EQ(t.request_timeout, Millis(9000));
+  EXPECT_EQ(t.renew_interval, Millis(10000));
+  EXPECT_EQ(t.request_timeout, Millis(8500));
   EXPECT_EQ(t.loop_interval, Millis(10000));
 }
 
 TEST(AgentTiming, ShortLeaseStillAllowsTwoBoundedAttempts) {
   auto t = deriveTiming(settings(2, 1, 2));
   EXPECT_EQ(t.safety_margin, Millis(500));
-  EXPECT_EQ(t.renew_interval, Millis(500));
-  EXPECT_EQ(t.request_timeout, Millis(500));
+  EXPECT_EQ(t.renew_interval, Millis(750));
+  EXPECT_EQ(t.request_timeout, Millis(375));
 }
 
 TEST(AgentTiming, RuleHoldsForEveryAcceptedCombination) {
