@@ -1,5 +1,7 @@
 #include "common/http_client.h"
 
+#include "common/http_message.h"
+
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -24,64 +26,9 @@ constexpr size_t kReadChunk = 16 * 1024;
 // A chunk-size line is a hex number and maybe an extension; nothing legitimate comes near this.
 constexpr size_t kMaxChunkLine = 4096;
 
-char lower(char c) {
-  return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
-}
-
-bool equalsIgnoreCase(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(),
-                                            [](char x, char y) { return lower(x) == lower(y); });
-}
-
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t'))
-    s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t'))
-    s.remove_suffix(1);
-  return s;
-}
-
-// true when the comma-separated header value `list` holds `token` (case-insensitive).
-bool hasToken(std::string_view list, std::string_view token) {
-  while (!list.empty()) {
-    const size_t comma = list.find(',');
-    if (equalsIgnoreCase(trim(list.substr(0, comma)), token))
-      return true;
-    if (comma == std::string_view::npos)
-      break;
-    list.remove_prefix(comma + 1);
-  }
-  return false;
-}
-
 bool hasHeader(const HttpHeaders& headers, std::string_view name) {
   return std::any_of(headers.begin(), headers.end(),
                      [&](const auto& h) { return equalsIgnoreCase(h.first, name); });
-}
-
-// RFC 9110 token characters: what a method or a header name may contain.
-bool isToken(std::string_view s) {
-  return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           std::strchr("!#$%&'*+-.^_`|~", c) != nullptr;
-  });
-}
-
-// Header values and the request target must not break the message's framing.
-bool isSafeText(std::string_view s) {
-  return s.find_first_of(std::string_view("\r\n\0", 3)) == std::string_view::npos;
-}
-
-// "HTTP/1.1 200 OK" (the reason phrase may be empty or missing).
-bool parseStatusLine(std::string_view s, int* status, bool* http10) {
-  auto digit = [&](size_t i, char lo) { return s[i] >= lo && s[i] <= '9'; };
-  if (s.size() < 12 || !s.starts_with("HTTP/1.") || (s[7] != '0' && s[7] != '1') || s[8] != ' ' ||
-      !digit(9, '1') || s[9] > '5' || !digit(10, '0') || !digit(11, '0') ||
-      (s.size() > 12 && s[12] != ' '))
-    return false;
-  *http10 = s[7] == '0';
-  *status = (s[9] - '0') * 100 + (s[10] - '0') * 10 + (s[11] - '0');
-  return true;
 }
 
 // The body length from the Content-Length header(s): repeated ones must agree.
@@ -94,40 +41,17 @@ Result<size_t> parseContentLength(const HttpHeaders& headers) {
       return makeError(ErrorCode::kParse, "answer has conflicting content-length headers");
     text = value;
   }
-  // 18 digits cannot overflow a 64-bit size.
-  if (text.empty() || text.size() > 18 ||
-      !std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; }))
+  auto length = parseHttpLength(text);
+  if (!length)
     return makeError(ErrorCode::kParse,
                      fmt::format("malformed content-length '{}'", text.substr(0, 40)));
-  size_t length = 0;
-  for (char c : text)
-    length = length * 10 + static_cast<size_t>(c - '0');
-  return length;
-}
-
-// "1a3f" or "1a3f;name=value": the chunk size in hex, extensions ignored.
-Result<size_t> parseChunkSize(std::string_view line) {
-  const std::string_view text = trim(line.substr(0, line.find(';')));
-  size_t size = 0;
-  for (char c : text) {
-    const int digit = c >= '0' && c <= '9'   ? c - '0'
-                      : c >= 'a' && c <= 'f' ? c - 'a' + 10
-                      : c >= 'A' && c <= 'F' ? c - 'A' + 10
-                                             : -1;
-    if (digit < 0 || size > (SIZE_MAX >> 4))
-      return makeError(ErrorCode::kParse,
-                       fmt::format("malformed chunk size '{}'", line.substr(0, 40)));
-    size = size * 16 + static_cast<size_t>(digit);
-  }
-  if (text.empty())
-    return makeError(ErrorCode::kParse, "empty chunk size line");
-  return size;
+  return *length;
 }
 
 Error sysError(std::string_view doing, int err) {
   std::string text = std::strerror(err);
   if (!text.empty())
-    text[0] = lower(text[0]);
+    text[0] = asciiLower(text[0]);
   return makeError(ErrorCode::kIo, fmt::format("{}: {}", doing, text), /*retryable=*/true);
 }
 
@@ -189,11 +113,11 @@ Result<HttpResponse> HttpConnection::request(std::string_view method, std::strin
                                              Millis idle_timeout) {
   const bool was_reusable = reusable_;
   reusable_ = false;
-  if (!isToken(method) || path.empty() || !isSafeText(path) || path.find(' ') != path.npos)
+  if (!isHttpToken(method) || path.empty() || !isSafeHttpText(path) || path.find(' ') != path.npos)
     return makeError(ErrorCode::kInvalidArgument,
                      fmt::format("invalid http request line '{} {}'", method, path));
   for (const auto& [name, value] : headers) {
-    if (!isToken(name) || !isSafeText(value))
+    if (!isHttpToken(name) || !isSafeHttpText(value))
       return makeError(ErrorCode::kInvalidArgument, fmt::format("invalid http header '{}'", name));
     if (equalsIgnoreCase(name, "content-length") || equalsIgnoreCase(name, "transfer-encoding"))
       return makeError(ErrorCode::kInvalidArgument,
@@ -406,14 +330,14 @@ Result<HttpHeaders> HttpConnection::readFields(const Waits& waits, std::string_v
       return fields;
     if ((line->front() == ' ' || line->front() == '\t') && !fields.empty()) {
       // An obsolete folded continuation line: part of the previous value.
-      fields.back().second += " " + std::string(trim(*line));
+      fields.back().second += " " + std::string(trimHttpSpace(*line));
       continue;
     }
     const size_t colon = line->find(':');
-    if (colon == std::string::npos || !isToken(std::string_view(*line).substr(0, colon)))
+    if (colon == std::string::npos || !isHttpToken(std::string_view(*line).substr(0, colon)))
       return makeError(ErrorCode::kParse, fmt::format("malformed answer {} line", what));
     fields.emplace_back(line->substr(0, colon),
-                        std::string(trim(std::string_view(*line).substr(colon + 1))));
+                        std::string(trimHttpSpace(std::string_view(*line).substr(colon + 1))));
   }
 }
 
@@ -443,12 +367,13 @@ Result<HttpConnection::Framing> HttpConnection::framingOf(std::string_view metho
                                                           const HttpResponse& res) {
   Framing f;
   const std::string connection = res.header("connection");
-  f.keep_alive = http10 ? hasToken(connection, "keep-alive") : !hasToken(connection, "close");
+  f.keep_alive =
+      http10 ? hasHttpToken(connection, "keep-alive") : !hasHttpToken(connection, "close");
   if (method == "HEAD" || res.status == 204 || res.status == 304)
     return f;
   const std::string coding = res.header("transfer-encoding");
   if (!coding.empty()) {
-    if (!equalsIgnoreCase(trim(coding), "chunked"))
+    if (!equalsIgnoreCase(trimHttpSpace(coding), "chunked"))
       return makeError(ErrorCode::kUnsupported,
                        fmt::format("unsupported transfer-encoding '{}'", coding));
     f.kind = Framing::Kind::kChunked;
@@ -502,8 +427,9 @@ Status HttpConnection::readChunked(const Waits& waits, const HttpBodySink& on_bo
     if (!line.ok())
       return line.error();
     auto size = parseChunkSize(*line);
-    if (!size.ok())
-      return size.error();
+    if (!size)
+      return makeError(ErrorCode::kParse,
+                       fmt::format("malformed chunk size '{}'", line->substr(0, 40)));
     if (*size == 0) {
       // The last chunk; then trailer fields (etcd's gateway sends some) up to an empty line.
       auto trailers = readFields(waits, "trailers");

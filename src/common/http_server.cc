@@ -21,54 +21,6 @@ namespace {
 
 using SteadyClock = std::chrono::steady_clock;
 
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (auto& ch : out)
-    ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-  return out;
-}
-
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t'))
-    s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r'))
-    s.remove_suffix(1);
-  return s;
-}
-
-int hexValue(char c) {
-  if (c >= '0' && c <= '9')
-    return c - '0';
-  if (c >= 'a' && c <= 'f')
-    return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F')
-    return c - 'A' + 10;
-  return -1;
-}
-
-bool percentDecode(std::string_view in, bool plus_is_space, std::string* out) {
-  out->clear();
-  out->reserve(in.size());
-  for (size_t i = 0; i < in.size(); ++i) {
-    char c = in[i];
-    if (c == '%') {
-      if (i + 2 >= in.size())
-        return false;
-      int hi = hexValue(in[i + 1]);
-      int lo = hexValue(in[i + 2]);
-      if (hi < 0 || lo < 0)
-        return false;
-      out->push_back(static_cast<char>(hi * 16 + lo));
-      i += 2;
-    } else if (c == '+' && plus_is_space) {
-      out->push_back(' ');
-    } else {
-      out->push_back(c);
-    }
-  }
-  return true;
-}
-
 // An error answer that never reaches the handler: a short JSON body, like the API's own errors.
 HttpReply errorReply(int status, std::string_view message) {
   HttpReply r;
@@ -85,89 +37,6 @@ std::string HttpRequest::header(std::string_view name) const {
     if (k == name)
       return v;
   return "";
-}
-
-bool parseRequestTarget(std::string_view target, std::string* path,
-                        std::multimap<std::string, std::string>* query) {
-  if (target.empty() || target.front() != '/')
-    return false;
-  auto q = target.find('?');
-  std::string_view raw_path = target.substr(0, q);
-  if (!percentDecode(raw_path, /*plus_is_space=*/false, path))
-    return false;
-  query->clear();
-  if (q == std::string_view::npos)
-    return true;
-  std::string_view rest = target.substr(q + 1);
-  auto hash = rest.find('#');
-  if (hash != std::string_view::npos)
-    rest = rest.substr(0, hash);
-  while (!rest.empty()) {
-    auto amp = rest.find('&');
-    std::string_view pair = rest.substr(0, amp);
-    rest = amp == std::string_view::npos ? std::string_view() : rest.substr(amp + 1);
-    if (pair.empty())
-      continue;
-    auto eq = pair.find('=');
-    std::string key, value;
-    if (!percentDecode(pair.substr(0, eq), true, &key))
-      return false;
-    if (eq != std::string_view::npos && !percentDecode(pair.substr(eq + 1), true, &value))
-      return false;
-    query->emplace(std::move(key), std::move(value));
-  }
-  return true;
-}
-
-const char* httpReasonPhrase(int status) {
-  switch (status) {
-    case 100:
-      return "Continue";
-    case 200:
-      return "OK";
-    case 201:
-      return "Created";
-    case 202:
-      return "Accepted";
-    case 204:
-      return "No Content";
-    case 400:
-      return "Bad Request";
-    case 401:
-      return "Unauthorized";
-    case 403:
-      return "Forbidden";
-    case 404:
-      return "Not Found";
-    case 405:
-      return "Method Not Allowed";
-    case 408:
-      return "Request Timeout";
-    case 409:
-      return "Conflict";
-    case 410:
-      return "Gone";
-    case 411:
-      return "Length Required";
-    case 412:
-      return "Precondition Failed";
-    case 413:
-      return "Payload Too Large";
-    case 415:
-      return "Unsupported Media Type";
-    case 422:
-      return "Unprocessable Entity";
-    case 431:
-      return "Request Header Fields Too Large";
-    case 500:
-      return "Internal Server Error";
-    case 501:
-      return "Not Implemented";
-    case 503:
-      return "Service Unavailable";
-    default:
-      return "Unknown";
-  }
 }
 
 HttpServer::HttpServer(Handler handler, HttpServerOptions options)
@@ -417,8 +286,8 @@ bool HttpServer::onReadable(Connection& c) {
       answer(c, errorReply(400, "malformed header"), false);
       return onWritable(c);
     }
-    req.headers.emplace_back(lower(trim(h.substr(0, colon))),
-                             std::string(trim(h.substr(colon + 1))));
+    req.headers.emplace_back(lowerAscii(trimHttpSpace(h.substr(0, colon))),
+                             std::string(trimHttpSpace(h.substr(colon + 1))));
   }
   const bool head_request = req.method == "HEAD";
   if (!req.header("transfer-encoding").empty()) {
@@ -427,24 +296,22 @@ bool HttpServer::onReadable(Connection& c) {
   }
   size_t length = 0;
   if (std::string cl = req.header("content-length"); !cl.empty()) {
-    char* end = nullptr;
-    errno = 0;
-    unsigned long long v = std::strtoull(cl.c_str(), &end, 10);
-    if (errno != 0 || *end != '\0' || cl.front() == '-') {
+    auto parsed = parseHttpLength(cl);
+    if (!parsed) {
       answer(c, errorReply(400, "invalid Content-Length"), head_request);
       return onWritable(c);
     }
-    if (v > options_.max_body_bytes) {
+    if (*parsed > options_.max_body_bytes) {
       answer(c, errorReply(413, "request body too large"), head_request);
       return onWritable(c);
     }
-    length = static_cast<size_t>(v);
+    length = *parsed;
   }
   const size_t body_start = header_end + 4;
   if (c.in.size() < body_start + length) {
     if (peer_closed)
       return false;
-    if (!c.sent_continue && lower(req.header("expect")) == "100-continue") {
+    if (!c.sent_continue && equalsIgnoreCase(req.header("expect"), "100-continue")) {
       c.sent_continue = true;
       static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
       [[maybe_unused]] auto n = send(fd, kContinue.data(), kContinue.size(), MSG_NOSIGNAL);

@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "common/clock.h"
+#include "common/http_message.h"
 #include "common/result.h"
 
 namespace pgf {
@@ -100,13 +101,5 @@ class HttpServer {
   std::map<int, Connection> connections_;  // touched only by the serving thread
   std::thread thread_;
 };
-
-// Splits a request target into its decoded path and query parameters ('+' is a space in the
-// query). false when the target is not an origin-form path ("/..."), or has a bad %-escape.
-bool parseRequestTarget(std::string_view target, std::string* path,
-                        std::multimap<std::string, std::string>* query);
-
-// "OK", "Not Found", ... for the status codes the project uses; "Unknown" otherwise.
-const char* httpReasonPhrase(int status);
 
 }  // namespace pgf
