@@ -579,8 +579,11 @@ bench_fail_run() {
 # is marked (SIGUSR1) just before the kill. Emits one result line.
 # bench_kill_run <failover|crash_restart> <agent> <timing> <run number>
 bench_kill_run() {
-  local bench=$1 agent=$2 timing=$3 run=$4 ttl boot_ms primary agent_pid pm_pid probe lease line
+  local bench=$1 agent=$2 timing=$3 run=$4 ttl loop_wait boot_ms primary agent_pid pm_pid probe lease
+  local line delay_ms
   ttl=${timing%%/*}
+  loop_wait=${timing#*/}
+  loop_wait=${loop_wait%%/*}
   bench_log "$bench $agent $timing run $run: starting cluster"
   bench_cluster_prepare "$timing"
   bench_start_agents "$agent"
@@ -595,6 +598,8 @@ bench_kill_run() {
     bench_fail_run "$bench" "$agent" "$timing" "$run" "probe did not write through haproxy"
     return 0
   fi
+  delay_ms=$(bench_kill_delay_ms "$loop_wait")
+  sleep "$(awk -v ms="$delay_ms" 'BEGIN { printf "%.3f", ms / 1000 }')"
   if ! bench_find_primary; then
     bench_fail_run "$bench" "$agent" "$timing" "$run" "no single primary before the kill"
     return 0
@@ -617,7 +622,8 @@ bench_kill_run() {
   bench_lease_watch_stop "$RUN_DIR/lease.log"
   lease=$(bench_lease_analyse "$RUN_DIR/lease.log" "$(jq -r '.kill_wall // 0' <<<"$probe")")
   line=$(jq -nc --arg b "$bench" --arg a "$agent" --arg t "$timing" --argjson r "$run" \
-    --argjson boot "$boot_ms" --argjson p "$probe" --argjson l "$lease" --arg killed "node$primary" '
+    --argjson boot "$boot_ms" --argjson p "$probe" --argjson l "$lease" --arg killed "node$primary" \
+    --argjson delay "$delay_ms" '
     ($l.new_leader_value // "" | @base64d? // "") as $new
     | {type: "run", bench: $b, agent: $a, timing: $t, run: $r,
        ok: ($p.recovered == true and $p.verified == true),
@@ -629,6 +635,7 @@ bench_kill_run() {
        lease_lost: (if $l.lease_expired_wall != null then 1 else 0 end),
        acked: $p.acked, missing: $p.missing, unacked_present: $p.unacked_present,
        probe_errors: $p.errors, killed: $killed, new_leader: $new, bootstrap_ms: $boot,
+       kill_delay_ms: $delay,
        error: ($p.error // $p.verify_error)}
     | with_entries(select(.value != null and .value != ""))' | bench_round_ms)
   bench_emit "$line"
@@ -679,6 +686,8 @@ bench_cluster_destroy() {
 BENCH_AGENT=both
 BENCH_RUNS=5
 BENCH_OUT=""
+BENCH_KILL_DELAY=loop_wait
+BENCH_SEED=$(($(date +%s) % 32768))
 declare -a BENCH_ARGS=()
 # The preamble every benchmark shares: root, the agents to measure (each checked), the result file.
 bench_setup() {
@@ -687,6 +696,7 @@ bench_setup() {
   local a
   for a in $AGENTS; do bench_check_agent "$a"; done
   bench_results_init "$1"
+  bench_log "seed $BENCH_SEED (--seed $BENCH_SEED repeats this run's random kill delays)"
 }
 
 # Runs `<command...> <agent> <timing> <run>` for every timing in $TIMINGS, run number and agent,
@@ -712,10 +722,29 @@ bench_parse_common() {
       --runs) BENCH_RUNS=$2; shift 2 ;;
       --out) BENCH_OUT=$2; shift 2 ;;
       --keep) BENCH_KEEP=1; shift ;;
+      --kill-delay) BENCH_KILL_DELAY=$2; shift 2 ;;
+      --seed) BENCH_SEED=$2; shift 2 ;;
       *) BENCH_ARGS+=("$1"); shift ;;
     esac
   done
   [[ $BENCH_RUNS =~ ^[1-9][0-9]*$ ]] || bench_die "--runs must be a positive integer"
+  [[ $BENCH_KILL_DELAY == loop_wait || $BENCH_KILL_DELAY =~ ^[0-9]+$ ]] ||
+    bench_die "--kill-delay must be loop_wait or a number of milliseconds"
+  [[ $BENCH_SEED =~ ^[0-9]+$ ]] || bench_die "--seed must be a non-negative integer"
+  RANDOM=$BENCH_SEED
+}
+
+# A random delay before a kill, in milliseconds: uniform in [0, loop_wait) by default, so that the
+# kill lands anywhere in the agents' renewal cycle instead of at the phase the cluster's start-up
+# happens to give it. bench_kill_delay_ms <loop_wait seconds>
+bench_kill_delay_ms() {
+  local range
+  if [ "$BENCH_KILL_DELAY" = loop_wait ]; then range=$(($1 * 1000)); else range=$BENCH_KILL_DELAY; fi
+  [ "$range" -gt 0 ] || {
+    echo 0
+    return
+  }
+  echo $(((RANDOM * 32768 + RANDOM) % range))
 }
 
 # The script's own copy of its result lines (for the summary), removed at exit; installs the
