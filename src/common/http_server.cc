@@ -12,6 +12,8 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <system_error>
+#include <utility>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -103,9 +105,9 @@ Status HttpServer::start(const std::string& host, int port) {
   listen_fd_ = fd;
   epoll_event ev{};
   ev.events = EPOLLIN;
-  ev.data.fd = listen_fd_;
+  ev.data.u64 = kListenTag;
   epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, listen_fd_, &ev);
-  ev.data.fd = wake_fd_;
+  ev.data.u64 = kWakeTag;
   epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, wake_fd_, &ev);
   stop_ = false;
   thread_ = std::thread([this] { run(); });
@@ -120,9 +122,18 @@ void HttpServer::stop() {
   }
   if (thread_.joinable())
     thread_.join();
-  for (auto& [fd, c] : connections_)
-    ::close(fd);
+  for (auto& [id, c] : connections_)
+    ::close(c.fd);
   connections_.clear();
+  // Deferred replies return within a bounded time by contract; they still write to wake_fd_, so
+  // it stays open until they are joined. What they answer has nobody to go to any more.
+  for (auto& [id, worker] : workers_)
+    worker.join();
+  workers_.clear();
+  {
+    std::lock_guard lock(done_mu_);
+    done_.clear();
+  }
   for (int* fd : {&listen_fd_, &epoll_fd_, &wake_fd_}) {
     if (*fd >= 0)
       ::close(*fd);
@@ -137,7 +148,9 @@ void HttpServer::run() {
     // Sleep until something happens or the earliest connection deadline; forever when idle.
     int timeout_ms = -1;
     auto now = SteadyClock::now();
-    for (const auto& [fd, c] : connections_) {
+    for (const auto& [id, c] : connections_) {
+      if (c.parked)
+        continue;
       auto left = std::chrono::duration_cast<Millis>(c.deadline - now).count() + 1;
       left = std::max<long long>(left, 0);
       if (timeout_ms < 0 || left < timeout_ms)
@@ -149,30 +162,42 @@ void HttpServer::run() {
       break;
     }
     for (int i = 0; i < n; ++i) {
-      const int fd = events[i].data.fd;
-      if (fd == wake_fd_)
+      const uint64_t tag = events[i].data.u64;
+      if (tag == kWakeTag) {
+        uint64_t count = 0;
+        [[maybe_unused]] auto got = read(wake_fd_, &count, sizeof count);
+        collectDeferred();
         continue;
-      if (fd == listen_fd_) {
+      }
+      if (tag == kListenTag) {
         acceptAll();
         continue;
       }
-      auto it = connections_.find(fd);
+      // Tagged by id, not fd: an event still queued for a closed connection never reaches a new
+      // one that got the same descriptor.
+      auto it = connections_.find(tag);
       if (it == connections_.end())
         continue;
-      bool keep = it->second.writing ? onWritable(it->second) : onReadable(it->second);
-      if (keep && (events[i].events & (EPOLLERR | EPOLLHUP)) && !it->second.writing)
+      Connection& c = it->second;
+      const bool failed = (events[i].events & (EPOLLERR | EPOLLHUP)) != 0;
+      bool keep;
+      if (c.parked)
+        keep = !failed;  // the client reset the connection: its deferred answer will be dropped
+      else
+        keep = c.writing ? onWritable(c) : onReadable(c);
+      if (keep && failed && !c.writing)
         keep = false;
       if (!keep)
-        closeConnection(fd);
+        closeConnection(tag);
     }
     // Drop connections whose peer did not finish in time.
     now = SteadyClock::now();
-    std::vector<int> expired;
-    for (const auto& [fd, c] : connections_)
-      if (c.deadline <= now)
-        expired.push_back(fd);
-    for (int fd : expired)
-      closeConnection(fd);
+    std::vector<uint64_t> expired;
+    for (const auto& [id, c] : connections_)
+      if (!c.parked && c.deadline <= now)
+        expired.push_back(id);
+    for (uint64_t id : expired)
+      closeConnection(id);
   }
 }
 
@@ -190,34 +215,39 @@ void HttpServer::acceptAll() {
       ::close(fd);
       continue;
     }
-    Connection& c = connections_[fd];
+    const uint64_t id = next_id_++;
+    Connection& c = connections_[id];
+    c.id = id;
     c.fd = fd;
     c.deadline = SteadyClock::now() + options_.read_timeout;
     // The listening socket defers accepting until data arrived, and health checks send their
     // whole request at once: most connections are answered and closed right here, without ever
     // joining the epoll set.
     if (!onReadable(c)) {
-      closeConnection(fd);
+      closeConnection(id);
       continue;
     }
     if (!c.registered && !watch(c, EPOLLIN | EPOLLRDHUP))
-      closeConnection(fd);
+      closeConnection(id);
   }
 }
 
 bool HttpServer::watch(Connection& c, uint32_t events) {
   epoll_event ev{};
   ev.events = events;
-  ev.data.fd = c.fd;
+  ev.data.u64 = c.id;
   if (epoll_ctl(epoll_fd_, c.registered ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, c.fd, &ev) != 0)
     return false;
   c.registered = true;
   return true;
 }
 
-void HttpServer::closeConnection(int fd) {
-  ::close(fd);  // also leaves the epoll set: the descriptor is not shared
-  connections_.erase(fd);
+void HttpServer::closeConnection(uint64_t id) {
+  auto it = connections_.find(id);
+  if (it == connections_.end())
+    return;
+  ::close(it->second.fd);  // also leaves the epoll set: the descriptor is not shared
+  connections_.erase(it);
 }
 
 bool HttpServer::onReadable(Connection& c) {
@@ -327,6 +357,8 @@ bool HttpServer::onReadable(Connection& c) {
     reply = errorReply(500, "internal error");
     spdlog::error("http server: handler failed on {} {}: {}", req.method, req.path, e.what());
   }
+  if (reply.deferred)
+    return park(c, std::move(reply.deferred), head_request, req.method + " " + req.path);
   answer(c, reply, head_request);
   return onWritable(c);
 }
@@ -363,6 +395,89 @@ bool HttpServer::onWritable(Connection& c) {
   }
   // The whole answer is out: the caller closes (the peer reads it to the end, then sees the FIN).
   return false;
+}
+
+// A deferred reply keeps its connection in connections_, parked: out of the deadline checks, and
+// in the epoll set with no events, where only errors and hang-ups are reported (epoll always
+// reports those), so a connection the client reset is closed at once. A client that merely
+// closed its side is not noticed before the answer is written; that write then goes nowhere,
+// quietly. Half-closing after the request is legitimate, so EPOLLRDHUP does not end a parked one.
+//
+// The worker's answer comes back through done_ and wake_fd_, tagged with the connection id; the
+// serving thread joins the worker as it collects the answer, so finished threads never pile up,
+// and a worker counts against max_deferred until then.
+bool HttpServer::park(Connection& c, std::function<HttpReply()> work, bool head,
+                      const std::string& what) {
+  if (workers_.size() >= options_.max_deferred) {
+    spdlog::warn("http server: {} refused: {} slow requests already in progress", what,
+                 workers_.size());
+    answer(c, errorReply(503, "too many slow requests in progress"), head);
+    return onWritable(c);
+  }
+  if (!watch(c, 0))
+    return false;
+  c.parked = true;
+  c.head = head;
+  c.in.clear();
+  const uint64_t id = c.id;
+  try {
+    workers_.emplace(
+        id, std::thread([this, id, work = std::move(work), what] { runDeferred(id, work, what); }));
+  } catch (const std::system_error& e) {
+    spdlog::error("http server: cannot start a thread for {}: {}", what, e.what());
+    c.parked = false;
+    answer(c, errorReply(503, "cannot start a slow request now"), head);
+    return onWritable(c);
+  }
+  return true;
+}
+
+void HttpServer::runDeferred(uint64_t connection_id, const std::function<HttpReply()>& work,
+                             const std::string& what) {
+  HttpReply reply;
+  try {
+    reply = work();
+    if (reply.deferred) {
+      spdlog::error("http server: deferred reply to {} asked to be deferred again", what);
+      reply = errorReply(500, "internal error");
+    }
+  } catch (const std::exception& e) {
+    spdlog::error("http server: deferred reply to {} failed: {}", what, e.what());
+    reply = errorReply(500, "internal error");
+  } catch (...) {
+    // A thread of its own: anything escaping would end the process.
+    spdlog::error("http server: deferred reply to {} failed", what);
+    reply = errorReply(500, "internal error");
+  }
+  {
+    std::lock_guard lock(done_mu_);
+    done_.push_back(DeferredResult{connection_id, std::move(reply)});
+  }
+  uint64_t one = 1;
+  [[maybe_unused]] auto n = write(wake_fd_, &one, sizeof one);
+}
+
+void HttpServer::collectDeferred() {
+  std::vector<DeferredResult> done;
+  {
+    std::lock_guard lock(done_mu_);
+    done.swap(done_);
+  }
+  for (DeferredResult& result : done) {
+    // The worker has queued its answer: it ends a moment later, so the join waits no longer.
+    if (auto w = workers_.find(result.connection_id); w != workers_.end()) {
+      w->second.join();
+      workers_.erase(w);
+    }
+    auto it = connections_.find(result.connection_id);
+    if (it == connections_.end() || !it->second.parked)
+      continue;  // the client has gone meanwhile
+    Connection& c = it->second;
+    c.parked = false;
+    answer(c, result.reply, c.head);
+    if (!onWritable(c))
+      closeConnection(c.id);
+  }
 }
 
 }  // namespace pgf

@@ -8,7 +8,11 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
+#include <future>
+#include <memory>
 #include <mutex>
+#include <stdexcept>
 #include <string>
 #include <thread>
 
@@ -80,6 +84,15 @@ class RawClient {
     return out;
   }
   bool closedByServer() const { return closed_; }
+  // Closes the client's end: with a reset (RST) when `reset`, else with an ordinary FIN.
+  void hangUp(bool reset) {
+    if (reset) {
+      linger l{1, 0};
+      setsockopt(fd_, SOL_SOCKET, SO_LINGER, &l, sizeof l);
+    }
+    close(fd_);
+    fd_ = -1;
+  }
 
  private:
   int fd_ = -1;
@@ -92,8 +105,62 @@ std::string bodyOf(const std::string& response) {
   return p == std::string::npos ? "" : response.substr(p + 4);
 }
 
+// Holds the tests' deferred replies until the test lets them go, one at a time or all together.
+class Gate {
+ public:
+  // On a worker: counts a deferred reply as started, then waits to be let through. Bounded, so
+  // that a failing test cannot hold stop() for long; false when that bound passed.
+  bool enter() {
+    std::unique_lock lk(mu_);
+    ++started_;
+    cv_.notify_all();
+    bool passed = cv_.wait_for(lk, 10s, [&] { return open_ || permits_ > 0; });
+    if (passed && !open_)
+      --permits_;
+    ++finished_;
+    cv_.notify_all();
+    return passed;
+  }
+  void letOneThrough() {
+    std::lock_guard lk(mu_);
+    ++permits_;
+    cv_.notify_all();
+  }
+  void open() {
+    std::lock_guard lk(mu_);
+    open_ = true;
+    cv_.notify_all();
+  }
+  bool waitStarted(int n, std::chrono::milliseconds timeout = 2000ms) {
+    std::unique_lock lk(mu_);
+    return cv_.wait_for(lk, timeout, [&] { return started_ >= n; });
+  }
+  int started() {
+    std::lock_guard lk(mu_);
+    return started_;
+  }
+  int finished() {
+    std::lock_guard lk(mu_);
+    return finished_;
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool open_ = false;
+  int permits_ = 0;
+  int started_ = 0;
+  int finished_ = 0;
+};
+
 class HttpServerTest : public ::testing::Test {
  protected:
+  // Deferred replies still running would use gate_ after the fixture is gone: let them finish.
+  void TearDown() override {
+    gate_.open();
+    server_.reset();
+  }
+
   void startServer(HttpServerOptions options = {}) {
     server_ = std::make_unique<HttpServer>(
         [this](const HttpRequest& req) {
@@ -102,6 +169,8 @@ class HttpServerTest : public ::testing::Test {
           last_ = req;
           if (req.path == "/throw")
             throw std::runtime_error("boom");
+          if (req.path.rfind("/slow", 0) == 0)
+            return slowReply(req.path);
           HttpReply r;
           r.status = req.path == "/missing" ? 404 : 200;
           r.content_type = "text/plain";
@@ -112,6 +181,56 @@ class HttpServerTest : public ::testing::Test {
         options);
     ASSERT_TRUE(server_->start("127.0.0.1", 0).ok());
     ASSERT_GT(server_->port(), 0);
+  }
+  // The deferred replies: /slow waits at the gate, the others return at once, throw, or ask to be
+  // deferred again.
+  HttpReply slowReply(const std::string& path) {
+    HttpReply r;
+    r.status = 418;  // ignored, as are the other fields, once `deferred` is set
+    r.body = "not this";
+    if (path == "/slow") {
+      r.deferred = [this] {
+        HttpReply slow;
+        slow.status = gate_.enter() ? 201 : 504;
+        slow.content_type = "text/plain";
+        slow.body = "slow done";
+        slow.headers["X-Slow"] = "yes";
+        return slow;
+      };
+    } else if (path == "/slow-fast") {
+      r.deferred = [] {
+        HttpReply fast;
+        fast.content_type = "text/plain";
+        fast.body = "fast done";
+        return fast;
+      };
+    } else if (path == "/slow-throw") {
+      r.deferred = []() -> HttpReply { throw std::runtime_error("slow boom"); };
+    } else {
+      r.deferred = [] {
+        HttpReply again;
+        again.deferred = [] { return HttpReply{}; };
+        return again;
+      };
+    }
+    return r;
+  }
+  // Asks /slow-fast until the server takes a deferred request again (not 503). With
+  // max_deferred = 1 that means it has collected every earlier worker and dealt with its answer.
+  bool waitForAFreeDeferredSlot(std::chrono::milliseconds timeout = 5000ms) {
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (std::chrono::steady_clock::now() < deadline) {
+      RawClient probe(server_->port());
+      probe.send("GET /slow-fast HTTP/1.1\r\n\r\n");
+      std::string res = probe.readAll();
+      if (res.rfind("HTTP/1.1 200", 0) == 0)
+        return true;
+      if (res.rfind("HTTP/1.1 503", 0) != 0) {
+        ADD_FAILURE() << "unexpected answer to the probe: " << res;
+        return false;
+      }
+    }
+    return false;
   }
   int calls() {
     std::lock_guard lk(mu_);
@@ -126,6 +245,7 @@ class HttpServerTest : public ::testing::Test {
   std::mutex mu_;
   int calls_ = 0;
   HttpRequest last_;
+  Gate gate_;
 };
 
 TEST_F(HttpServerTest, AnswersARequestAndCloses) {
@@ -275,6 +395,139 @@ TEST_F(HttpServerTest, StopClosesOpenConnectionsAndIsIdempotent) {
   idle.readAll(1000ms);
   EXPECT_TRUE(idle.closedByServer());
   server_->stop();
+}
+
+TEST_F(HttpServerTest, ADeferredReplyWaitsWithoutHoldingUpOthers) {
+  HttpServerOptions o;
+  o.read_timeout = 300ms;
+  startServer(o);
+  RawClient slow(server_->port());
+  slow.send("POST /slow HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}");
+  RawClient slow_head(server_->port());
+  slow_head.send("HEAD /slow HTTP/1.1\r\n\r\n");
+  ASSERT_TRUE(gate_.waitStarted(2));
+
+  // Health checks are answered at once meanwhile.
+  RawClient quick(server_->port());
+  quick.send("GET /quick HTTP/1.1\r\n\r\n");
+  auto t0 = std::chrono::steady_clock::now();
+  EXPECT_EQ(bodyOf(quick.readAll()), "you asked GET /quick");
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 250ms);
+  // No read timeout for a parked connection: one accepted after both of them, which never
+  // finishes its request, is dropped for its timeout, and they are still there.
+  RawClient late(server_->port());
+  late.send("GET /late HTTP/1.1\r\n");
+  EXPECT_EQ(late.readAll(3000ms), "");
+  EXPECT_TRUE(late.closedByServer());
+  EXPECT_EQ(gate_.finished(), 0);
+
+  gate_.open();
+  std::string res = slow.readAll();
+  EXPECT_TRUE(slow.closedByServer());
+  EXPECT_EQ(res.rfind("HTTP/1.1 201 Created\r\n", 0), 0u) << res;
+  EXPECT_NE(res.find("Content-Type: text/plain\r\n"), std::string::npos);
+  EXPECT_NE(res.find("Content-Length: 9\r\n"), std::string::npos);
+  EXPECT_NE(res.find("X-Slow: yes\r\n"), std::string::npos);
+  EXPECT_NE(res.find("Connection: close\r\n"), std::string::npos);
+  EXPECT_EQ(bodyOf(res), "slow done");
+  std::string head = slow_head.readAll();
+  EXPECT_EQ(head.rfind("HTTP/1.1 201 Created\r\n", 0), 0u) << head;
+  EXPECT_NE(head.find("Content-Length: 9\r\n"), std::string::npos);
+  EXPECT_EQ(bodyOf(head), "");
+}
+
+TEST_F(HttpServerTest, DeferredRepliesBeyondTheLimitGetA503) {
+  HttpServerOptions o;
+  o.max_deferred = 2;
+  startServer(o);
+  RawClient first(server_->port());
+  first.send("POST /slow HTTP/1.1\r\n\r\n");
+  RawClient second(server_->port());
+  second.send("POST /slow HTTP/1.1\r\n\r\n");
+  ASSERT_TRUE(gate_.waitStarted(2));
+
+  RawClient extra(server_->port());
+  extra.send("POST /slow HTTP/1.1\r\n\r\n");
+  auto t0 = std::chrono::steady_clock::now();
+  std::string refused = extra.readAll();
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 250ms);
+  EXPECT_EQ(refused.rfind("HTTP/1.1 503 Service Unavailable\r\n", 0), 0u) << refused;
+  EXPECT_NE(refused.find("Content-Type: application/json\r\n"), std::string::npos);
+  EXPECT_EQ(bodyOf(refused), "{\"error\": \"too many slow requests in progress\"}");
+  EXPECT_EQ(gate_.started(), 2);
+
+  gate_.open();
+  EXPECT_EQ(bodyOf(first.readAll()), "slow done");
+  EXPECT_EQ(bodyOf(second.readAll()), "slow done");
+  // Both workers were joined before their answers went out: the slots are free again.
+  RawClient after(server_->port());
+  after.send("POST /slow HTTP/1.1\r\n\r\n");
+  EXPECT_EQ(bodyOf(after.readAll()), "slow done");
+}
+
+TEST_F(HttpServerTest, AFailingDeferredReplyIsA500) {
+  startServer();
+  for (std::string path : {"/slow-throw", "/slow-again"}) {
+    RawClient c(server_->port());
+    c.send("GET " + path + " HTTP/1.1\r\n\r\n");
+    std::string res = c.readAll();
+    EXPECT_EQ(res.rfind("HTTP/1.1 500 Internal Server Error\r\n", 0), 0u) << path << ": " << res;
+    EXPECT_NE(res.find("Content-Type: application/json\r\n"), std::string::npos);
+    EXPECT_EQ(bodyOf(res), "{\"error\": \"internal error\"}");
+  }
+  RawClient again(server_->port());
+  again.send("GET /fine HTTP/1.1\r\n\r\n");
+  EXPECT_EQ(bodyOf(again.readAll()), "you asked GET /fine");
+}
+
+TEST_F(HttpServerTest, AnAnswerForAClientThatLeftIsDropped) {
+  HttpServerOptions o;
+  o.max_deferred = 1;
+  startServer(o);
+  // A request still arriving while the others' answers come back receives its own answer only.
+  RawClient waiting(server_->port());
+  waiting.send("GET /mine HTTP/1.1\r\n");
+
+  // One client resets the connection, which the server notices at once; the other only closes
+  // its end, which the server notices when it writes the answer.
+  for (bool reset : {true, false}) {
+    SCOPED_TRACE(reset ? "reset" : "closed");
+    const int before = gate_.started();
+    RawClient gone(server_->port());
+    gone.send("POST /slow HTTP/1.1\r\n\r\n");
+    ASSERT_TRUE(gate_.waitStarted(before + 1));
+    gone.hangUp(reset);
+    // Likely to get the descriptor the reset client had, with an id of its own.
+    RawClient other(server_->port());
+    other.send("GET /other HTTP/1.1\r\n");
+    gate_.letOneThrough();
+    ASSERT_TRUE(waitForAFreeDeferredSlot());
+    other.send("\r\n");
+    std::string res = other.readAll();
+    EXPECT_EQ(res.rfind("HTTP/1.1 200 OK\r\n", 0), 0u) << res;
+    EXPECT_EQ(bodyOf(res), "you asked GET /other");
+  }
+  waiting.send("\r\n");
+  std::string res = waiting.readAll();
+  EXPECT_EQ(res.rfind("HTTP/1.1 200 OK\r\n", 0), 0u) << res;
+  EXPECT_EQ(bodyOf(res), "you asked GET /mine");
+}
+
+TEST_F(HttpServerTest, StopWaitsForARunningDeferredReply) {
+  startServer();
+  RawClient c(server_->port());
+  c.send("POST /slow HTTP/1.1\r\n\r\n");
+  ASSERT_TRUE(gate_.waitStarted(1));
+  auto stopped = std::async(std::launch::async, [this] { server_->stop(); });
+  // The worker is still at the gate: stop() cannot have returned.
+  EXPECT_EQ(stopped.wait_for(100ms), std::future_status::timeout);
+  gate_.open();
+  ASSERT_EQ(stopped.wait_for(5000ms), std::future_status::ready);
+  EXPECT_EQ(gate_.finished(), 1);
+  // The connection was closed by stop(); the late answer went nowhere.
+  EXPECT_EQ(c.readAll(), "");
+  EXPECT_TRUE(c.closedByServer());
+  EXPECT_EQ(server_->port(), 0);
 }
 
 TEST(HttpRequestTarget, DecodesPathAndQuery) {
