@@ -9,6 +9,7 @@
 #include "common/log.h"
 #include "common/process.h"
 #include "ha/divergence.h"
+#include "ha/switchover.h"
 #include "postgres/lsn.h"
 #include "postgres/timeline.h"
 
@@ -178,7 +179,10 @@ int Agent::run() {
 MonoTime Agent::nextCycleAt() const {
   std::lock_guard<std::mutex> lk(mu_);
   Millis interval = memory_.lease_deadline ? timing_.renew_interval : timing_.loop_interval;
-  return last_cycle_start_ + interval;
+  MonoTime next = last_cycle_start_ + interval;
+  if (switchover_at_)
+    next = std::min(next, *switchover_at_);
+  return next;
 }
 
 void Agent::cycle() {
@@ -206,6 +210,7 @@ void Agent::cycle() {
   dcs_->setRequestTimeout(timing_.request_timeout);
 
   in.now = clock_.now();
+  in.wall_now = clock_.wallNow();
   in.self = config_.name;
   in.tags = config_.tags;
   in.cluster = cluster;
@@ -245,6 +250,18 @@ void Agent::cycle() {
   }
 
   execute(d, in);
+  if (d.clear_failover && d.action != Action::kAcquireAndPromote)
+    clearSwitchoverRequest();
+  {
+    // A scheduled switchover runs at its time, not at the next loop after it.
+    std::lock_guard<std::mutex> lk(mu_);
+    switchover_at_.reset();
+    auto request =
+        cluster && cluster->failover ? parseSwitchoverRequest(*cluster->failover) : std::nullopt;
+    if (request && request->scheduled_at && *request->scheduled_at > in.wall_now)
+      switchover_at_ =
+          in.now + std::chrono::duration_cast<Millis>(*request->scheduled_at - in.wall_now);
+  }
 
   LocalPostgres after = d.action == Action::kNone ? pg : pg_->probe();
   if (cluster) {
@@ -455,6 +472,8 @@ void Agent::execute(const Decision& d, const HaInput& in) {
       MonoTime promoted = clock_.now();
       if (st.ok())
         publishPromotion();
+      if (st.ok() && d.clear_failover)
+        clearSwitchoverRequest();
       if (!st.ok()) {
         spdlog::error("promote failed: {}; releasing the leader key", st.error().message);
         ignoreError(dcs_->deleteLeader(), "the lease expires anyway");
@@ -552,7 +571,62 @@ void Agent::execute(const Decision& d, const HaInput& in) {
     case Action::kReclone:
       spdlog::warn("re-cloning is not enabled for this member; waiting for an operator");
       return;
+
+    case Action::kSwitchover:
+      handOver(d, in);
+      return;
   }
+}
+
+void Agent::handOver(const Decision& d, const HaInput& in) {
+  const ClusterView* cluster = in.cluster ? &*in.cluster : nullptr;
+  Status st;
+  {
+    // We still lead while we checkpoint and stop: keep the lease fresh meanwhile (the fence still
+    // applies if a renewal fails).
+    LeaseKeeper keep(*this);
+    setActivity("switching over to " + d.source);
+    auto checkpoint = pg_->checkpoint(kStopTimeout);
+    if (!checkpoint.ok())
+      spdlog::warn("switchover: {} (stopping anyway)", checkpoint.error().message);
+    // A clean stop: PostgreSQL sends every WAL record, up to its shutdown checkpoint, to the
+    // connected standbys before it exits, so the candidate holds all of it and our history stays
+    // a prefix of the one it continues: we rejoin without a rewind.
+    st = pg_->stop(StopMode::kFast, kStopTimeout);
+  }
+  if (!st.ok()) {
+    spdlog::error("switchover: stopping PostgreSQL: {}; staying the leader", st.error().message);
+    setActivity("");
+    return;
+  }
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    clearDeadline();
+    memory_.following.clear();
+    status_.counters.demotions++;
+  }
+  // Peers must not see a primary in our REST API any more when they decide whether to take over.
+  publishProbe();
+  auto released = dcs_->deleteLeader();
+  if (!released.ok())
+    spdlog::warn("switchover: releasing the leader key: {} (it expires with the lease)",
+                 released.error().message);
+  spdlog::info("switchover: stopped cleanly and released the leader key for {}", d.source);
+  auto up = upstreamFor(cluster, d.source);
+  if (!up)
+    up = upstreamFor(cluster, "");
+  setActivity("");
+  // Whether our history really is a prefix of the new leader's is checked as for any standby (the
+  // divergence check against the "history" key): a candidate that missed our last records makes
+  // us rewind.
+  startStandby(*up, d.source, "the former primary as a replica");
+  run_again_ = true;
+}
+
+void Agent::clearSwitchoverRequest() {
+  auto st = dcs_->deleteFailover();
+  if (!st.ok())
+    spdlog::warn("removing the switchover request: {}", st.error().message);
 }
 
 bool Agent::startStandby(const UpstreamConn& up, const std::string& source, const char* what) {
@@ -606,7 +680,12 @@ void Agent::clearDeadline() {
 }
 
 void Agent::publishPromotion() {
-  // Health checks (HAProxy's /primary) must see the new primary now, not at the end of the cycle.
+  publishProbe();
+}
+
+void Agent::publishProbe() {
+  // Health checks (HAProxy's /primary) and peers must see a change of role now, not at the end of
+  // the cycle.
   LocalPostgres pg = pg_->probe();
   std::lock_guard<std::mutex> lk(mu_);
   status_.pg = pg;

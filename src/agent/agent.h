@@ -46,6 +46,10 @@ class Agent {
   void execute(const Decision& d, const HaInput& in);
   void publish(const HaInput& in, const Decision& d, const std::string& activity);
   void publishPromotion();
+  void publishProbe();
+  // Carries out kSwitchover: checkpoint, clean stop, release the lease, rejoin as a standby.
+  void handOver(const Decision& d, const HaInput& in);
+  void clearSwitchoverRequest();
   // Forgets the lease deadline (we no longer lead) and disarms the watchdog. Caller holds mu_.
   void clearDeadline();
   void leaderHousekeeping(const ClusterView& cluster, const LocalPostgres& pg);
@@ -109,6 +113,7 @@ class Agent {
   std::set<std::string> last_slots_;
   std::string synced_with_;    // the leader we were last cloned or rewound from ("" when none)
   std::string diverged_from_;  // the leader our WAL was seen to diverge from ("" when none)
+  std::optional<MonoTime> switchover_at_;  // when a scheduled switchover is due (guarded by mu_)
 };
 
 }  // namespace pgf

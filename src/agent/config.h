@@ -25,6 +25,10 @@ struct EtcdSettings {
 struct RestApiSettings {
   std::string listen = "127.0.0.1:8008";
   std::string connect_address;  // host:port others use; defaults to listen
+  // restapi.authentication: HTTP basic credentials the mutating endpoints (POST, PUT, PATCH,
+  // DELETE) require; both empty: no check. pgfleetctl sends the same credentials.
+  std::string username;
+  std::string password;
 };
 
 struct AgentConfig {

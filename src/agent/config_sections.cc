@@ -269,9 +269,19 @@ Status parseRestApi(const YAML::Node& node, RestApiSettings& out,
   if (auto st = yaml::expectMap(node, "restapi"); !st.ok())
     return st;
   yaml::warnUnknownKeys(node, "restapi", {"listen", "connect_address", "authentication"}, warnings);
-  if (yaml::child(node, "authentication").IsDefined())
-    warnings.push_back(yaml::unsupportedKeyWarning("restapi.authentication") +
-                       ": the rest api does not check credentials yet");
+  auto auth = yaml::child(node, "authentication");
+  if (yaml::isSet(auth)) {
+    if (auto st = yaml::expectMap(auth, "restapi.authentication"); !st.ok())
+      return st;
+    yaml::warnUnknownKeys(auth, "restapi.authentication", {"username", "password"}, warnings);
+    if (auto st = optString(auth, "username", "restapi.authentication", out.username); !st.ok())
+      return st;
+    if (auto st = optString(auth, "password", "restapi.authentication", out.password); !st.ok())
+      return st;
+    if (out.username.empty() != out.password.empty())
+      return makeError(ErrorCode::kConfig,
+                       "restapi.authentication needs both username and password, or neither");
+  }
   if (auto st = optString(node, "listen", "restapi", out.listen); !st.ok())
     return st;
   auto listen = parseHostPort(out.listen, "restapi.listen", std::nullopt, true);

@@ -146,6 +146,11 @@ void pgfleetFamily(const AgentStatus& s, MonoTime now, WallTime wall, Exposition
         s.pg.wal_position);
   gauge("pgfleet_dcs_reachable", "1 when the last DCS request of the HA loop succeeded.",
         s.dcs_reachable ? 1 : 0);
+  gauge("pgfleet_ttl_seconds", "The leader lease ttl this member uses now (config key ttl).",
+        s.settings.ttl);
+  gauge("pgfleet_loop_wait_seconds", "The loop_wait this member uses now.", s.settings.loop_wait);
+  gauge("pgfleet_retry_timeout_seconds", "The retry_timeout this member uses now.",
+        s.settings.retry_timeout);
 
   e.family("pgfleet_replication_lag_bytes", "gauge",
            "Bytes each other member is behind the leader's last published WAL position, from the "

@@ -78,6 +78,18 @@ bool splitHttpUrl(const std::string& url, std::string* host, int* port, std::str
   return !host->empty() && *port > 0 && *port < 65536;
 }
 
+PeerStatus selfPeerStatus(const AgentStatus& s) {
+  PeerStatus p;
+  p.name = s.name;
+  p.reachable = true;
+  p.running = s.pg.running && s.pg.accepting;
+  p.in_recovery = s.pg.in_recovery;
+  p.wal_position = s.pg.wal_position;
+  p.timeline = s.pg.timeline;
+  p.nofailover = s.tags.nofailover;
+  return p;
+}
+
 std::vector<PeerStatus> fetchPeerStatuses(const ClusterView& cluster, const std::string& self,
                                           Millis timeout) {
   std::vector<std::future<PeerStatus>> futures;

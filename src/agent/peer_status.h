@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "agent/status.h"
 #include "common/clock.h"
 #include "dcs/cluster_view.h"
 #include "ha/decision.h"
@@ -19,6 +20,10 @@ bool splitHttpUrl(const std::string& url, std::string* host, int* port, std::str
 
 // Queries every member except `self` in parallel, each bounded by `timeout`. Unreachable members
 // are returned with reachable = false.
+// This member as a peer would see it through our REST API (for the REST actions, which weigh every
+// member, ourselves included).
+PeerStatus selfPeerStatus(const AgentStatus& s);
+
 std::vector<PeerStatus> fetchPeerStatuses(const ClusterView& cluster, const std::string& self,
                                           Millis timeout);
 

@@ -36,6 +36,13 @@ HttpReply handleRequest(const AgentStatus& s, const std::string& method, const s
 // ("16MB" = 16777216). Errors (kInvalidArgument) on anything else, including negative values.
 Result<int64_t> parseLagBytes(const std::string& text);
 
+class ClusterActions;
+
+// Whether `authorization` (the request's Authorization header) carries HTTP basic credentials equal
+// to `username`:`password`. The comparison takes the same time wherever the header differs.
+bool basicAuthMatches(const std::string& authorization, const std::string& username,
+                      const std::string& password);
+
 class RestServer {
  public:
   using StatusProvider = std::function<AgentStatus()>;
@@ -48,6 +55,14 @@ class RestServer {
   RestServer(const RestServer&) = delete;
   RestServer& operator=(const RestServer&) = delete;
 
+  // Before start(): the endpoints that change the cluster (POST /switchover, /failover, DELETE
+  // /switchover, PATCH and PUT /config) are served by `actions` (not owned; it must outlive the
+  // server) on worker threads; without it they answer 501.
+  void setActions(ClusterActions* actions) { actions_ = actions; }
+  // Before start(): every POST, PUT, PATCH and DELETE needs these basic-auth credentials (401
+  // otherwise); both empty: no check. Reads (GET, HEAD, OPTIONS) stay open.
+  void setCredentials(std::string username, std::string password);
+
   // Binds the socket (an error if it cannot) and serves on a thread of its own.
   Status start();
   // Stops serving and joins the thread. Idempotent; the destructor calls it.
@@ -56,8 +71,13 @@ class RestServer {
   int port() const { return server_ ? server_->port() : 0; }
 
  private:
+  HttpReply answer(const HttpRequest& req);
+
   std::string listen_;
   StatusProvider provider_;
+  ClusterActions* actions_ = nullptr;
+  std::string username_;
+  std::string password_;
   SystemClock system_clock_;
   const Clock& clock_;
   std::unique_ptr<HttpServer> server_;

@@ -3,7 +3,9 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "agent/cluster_actions.h"
 #include "agent/rest_api.h"
+#include "common/base64.h"
 
 namespace pgf {
 namespace {
@@ -46,18 +48,23 @@ Result<ListenAddress> parseListen(const std::string& listen) {
   return a;
 }
 
-HttpReply answer(const RestServer::StatusProvider& provider, const Clock& clock,
-                 const HttpRequest& req) {
-  try {
-    AgentStatus snapshot = provider();
-    return handleRequest(snapshot, req.method, req.path, req.query, clock.now(), clock.wallNow());
-  } catch (const std::exception& e) {
-    return HttpReply{500,
-                     "application/json",
-                     nlohmann::json{{"error", fmt::format("internal error: {}", e.what())}}.dump(
-                         -1, ' ', false, nlohmann::json::error_handler_t::replace),
-                     {}};
-  }
+HttpReply internalError(const std::exception& e) {
+  return HttpReply{500,
+                   "application/json",
+                   nlohmann::json{{"error", fmt::format("internal error: {}", e.what())}}.dump(
+                       -1, ' ', false, nlohmann::json::error_handler_t::replace),
+                   {}};
+}
+
+bool isMutating(const std::string& method) {
+  return method == "POST" || method == "PUT" || method == "PATCH" || method == "DELETE";
+}
+
+std::string_view firstSegment(const std::string& path) {
+  std::string_view rest(path);
+  while (!rest.empty() && rest.front() == '/')
+    rest.remove_prefix(1);
+  return rest.substr(0, rest.find('/'));
 }
 
 }  // namespace
@@ -66,6 +73,45 @@ RestServer::RestServer(std::string listen, StatusProvider provider, const Clock*
     : listen_(std::move(listen)),
       provider_(std::move(provider)),
       clock_(clock != nullptr ? *clock : system_clock_) {}
+
+void RestServer::setCredentials(std::string username, std::string password) {
+  username_ = std::move(username);
+  password_ = std::move(password);
+}
+
+HttpReply RestServer::answer(const HttpRequest& req) {
+  try {
+    if (isMutating(req.method) && !(username_.empty() && password_.empty()) &&
+        !basicAuthMatches(req.header("authorization"), username_, password_)) {
+      HttpReply r{
+          401,
+          "text/plain; charset=utf-8",
+          req.header("authorization").empty() ? "no auth header received" : "not authenticated",
+          {}};
+      r.headers["WWW-Authenticate"] = "Basic realm=\"pgfleet\"";
+      return r;
+    }
+    if (actions_ != nullptr) {
+      const std::string_view segment = firstSegment(req.path);
+      ClusterActions* a = actions_;
+      std::string body = req.body;
+      if (segment == "switchover" && req.method == "POST")
+        return HttpReply{0, "", "", {}, [a, body] { return a->switchover(body); }};
+      if (segment == "failover" && req.method == "POST")
+        return HttpReply{0, "", "", {}, [a, body] { return a->failover(body); }};
+      if (segment == "switchover" && req.method == "DELETE")
+        return HttpReply{0, "", "", {}, [a] { return a->cancelSwitchover(); }};
+      if (segment == "config" && req.method == "PATCH")
+        return HttpReply{0, "", "", {}, [a, body] { return a->patchConfig(body); }};
+      if (segment == "config" && req.method == "PUT")
+        return HttpReply{0, "", "", {}, [a, body] { return a->putConfig(body); }};
+    }
+    AgentStatus snapshot = provider_();
+    return handleRequest(snapshot, req.method, req.path, req.query, clock_.now(), clock_.wallNow());
+  } catch (const std::exception& e) {
+    return internalError(e);
+  }
+}
 
 RestServer::~RestServer() {
   stop();
@@ -81,8 +127,8 @@ Status RestServer::start() {
   options.read_timeout = kReadTimeout;
   options.write_timeout = kWriteTimeout;
   // Every method and path goes to handleRequest, which owns routing, 404 and 405.
-  auto server = std::make_unique<HttpServer>(
-      [this](const HttpRequest& req) { return answer(provider_, clock_, req); }, options);
+  auto server =
+      std::make_unique<HttpServer>([this](const HttpRequest& req) { return answer(req); }, options);
   auto started = server->start(addr->host, addr->port);
   if (!started.ok())
     return makeError(ErrorCode::kIo, fmt::format("rest api: cannot listen on {} ({})", listen_,

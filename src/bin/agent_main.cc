@@ -10,12 +10,21 @@
 #include <CLI/CLI.hpp>
 
 #include "agent/agent.h"
+#include "agent/cluster_actions.h"
 #include "agent/config.h"
 #include "agent/dcs_options.h"
+#include "agent/peer_status.h"
 #include "agent/rest_api.h"
 #include "common/clock.h"
 #include "common/log.h"
 #include "postgres/pg_controller.h"
+
+namespace {
+
+// How long one etcd request or one question to a peer may take for a REST API action.
+constexpr pgf::Millis kActionDcsTimeout{2000};
+
+}  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"pgfleet-agent: PostgreSQL high-availability agent (Patroni-compatible)"};
@@ -82,16 +91,30 @@ int main(int argc, char** argv) {
   pgf::EtcdDcsOptions etcd =
       pgf::etcdDcsOptions(config.etcd, config.namespace_, config.scope, config.name);
   etcd.ttl_seconds = config.bootstrap_dcs.ttl;
-  auto dcs = pgf::makeEtcdDcs(std::move(etcd));
-  if (!dcs.ok()) {
-    spdlog::critical("etcd3: {}", dcs.error().message);
+  auto dcs = pgf::makeEtcdDcs(etcd);
+  // The REST API's actions (switchover, configuration changes) have a client of their own, so that
+  // they never wait behind the HA loop's requests (nor it behind theirs).
+  auto actions_dcs = pgf::makeEtcdDcs(etcd);
+  if (!dcs.ok() || !actions_dcs.ok()) {
+    spdlog::critical("etcd3: {}", (dcs.ok() ? actions_dcs : dcs).error().message);
     return 2;
   }
+  (*actions_dcs)->setRequestTimeout(kActionDcsTimeout);
   auto postgres =
       std::make_unique<pgf::LocalPostgresController>(config.postgresql, config.name, config.scope);
   pgf::Agent agent(config, std::move(dcs).value(), std::move(postgres), clock, watchdog->get());
 
+  pgf::ClusterActions actions(
+      **actions_dcs,
+      [&config, &agent](const pgf::ClusterView& cluster) {
+        auto peers = pgf::fetchPeerStatuses(cluster, config.name, kActionDcsTimeout);
+        peers.push_back(pgf::selfPeerStatus(agent.status()));
+        return peers;
+      },
+      [&agent] { return agent.status(); }, clock);
   pgf::RestServer rest(config.restapi.listen, [&agent] { return agent.status(); });
+  rest.setActions(&actions);
+  rest.setCredentials(config.restapi.username, config.restapi.password);
   auto started = rest.start();
   if (!started.ok()) {
     spdlog::critical("rest api: {}", started.error().message);

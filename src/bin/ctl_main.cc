@@ -1,38 +1,66 @@
 // pgfleetctl: cluster operations from the operator's terminal, with patronictl's verbs and options.
 // Each verb lives in src/ctl/<verb>.cc; this file only parses the command line.
+#include <functional>
 #include <iostream>
 #include <string>
+#include <vector>
 
 #include <CLI/CLI.hpp>
 
 #include "common/log.h"
 #include "ctl/ctl_context.h"
+#include "ctl/edit_config.h"
+#include "ctl/history.h"
 #include "ctl/list.h"
+#include "ctl/pause.h"
+#include "ctl/rest_client.h"
+#include "ctl/switchover.h"
 
 namespace {
 
-// How long one etcd request may take before pgfleetctl reports etcd unreachable.
+using pgf::ctl::CtlTarget;
+using pgf::ctl::OutputFormat;
+
+// How long one etcd request (or one short REST API request) may take before pgfleetctl gives up.
 constexpr double kDefaultTimeoutSeconds = 5;
 
-int runListCommand(const pgf::ctl::CtlOptions& options, const std::string& format_name,
-                   double timeout_seconds) {
-  auto format = pgf::ctl::parseListFormat(format_name);
-  if (!format.ok()) {
-    std::cerr << "pgfleetctl: " << format.error().message << "\n";
-    return 1;
-  }
+struct Globals {
+  pgf::ctl::CtlOptions options;
+  double timeout_seconds = kDefaultTimeoutSeconds;
+
+  pgf::Millis timeout() const { return pgf::Millis(static_cast<int64_t>(timeout_seconds * 1000)); }
+};
+
+// Resolves the cluster (the verb's cluster name wins), connects to etcd and runs `verb`.
+int withCluster(const Globals& globals, const std::string& cluster_name,
+                const std::function<int(const CtlTarget&, pgf::Dcs&)>& verb) {
+  pgf::ctl::CtlOptions options = globals.options;
+  if (!cluster_name.empty())
+    options.scope = cluster_name;
   auto target = pgf::ctl::resolveTarget(options);
-  if (!target.ok()) {
-    std::cerr << "pgfleetctl: " << target.error().message << "\n";
-    return 1;
-  }
-  auto dcs =
-      pgf::ctl::connectDcs(*target, pgf::Millis(static_cast<int64_t>(timeout_seconds * 1000)));
-  if (!dcs.ok()) {
-    std::cerr << "pgfleetctl: " << dcs.error().message << "\n";
-    return 1;
-  }
-  return pgf::ctl::runList(*target, **dcs, *format, std::cout, std::cerr);
+  if (!target.ok())
+    return pgf::ctl::reportFailure(std::cerr, target.error());
+  auto dcs = pgf::ctl::connectDcs(*target, globals.timeout());
+  if (!dcs.ok())
+    return pgf::ctl::reportFailure(std::cerr, dcs.error());
+  return verb(*target, **dcs);
+}
+
+// CLI11 has already checked the name.
+OutputFormat outputFormat(const std::string& name) {
+  return pgf::ctl::parseOutputFormat(name).valueOr(OutputFormat::kPretty);
+}
+
+CLI::App* addVerb(CLI::App& app, const std::string& name, const std::string& help,
+                  std::string& cluster_name) {
+  auto* verb = app.add_subcommand(name, help);
+  verb->add_option("cluster", cluster_name, "cluster name (default: --scope or the config's)");
+  return verb;
+}
+
+void addFormat(CLI::App* verb, std::string& format) {
+  verb->add_option("-f,--format", format, "output format: pretty or json")
+      ->check(CLI::IsMember({"pretty", "json"}));
 }
 
 }  // namespace
@@ -42,30 +70,120 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   app.fallthrough();  // global options may also follow the verb
 
-  pgf::ctl::CtlOptions options;
-  double timeout_seconds = kDefaultTimeoutSeconds;
-  app.add_option("-c,--config", options.config_path,
-                 "agent configuration file (Patroni-style YAML) that names the cluster and etcd");
-  app.add_option("--etcd", options.etcd, "etcd endpoints: host:port[,host:port...]");
-  app.add_option("--namespace", options.namespace_, "DCS namespace (default /service)");
-  app.add_option("--scope", options.scope, "cluster name");
-  app.add_option("--timeout", timeout_seconds, "seconds to wait for etcd")
+  Globals globals;
+  app.add_option("-c,--config", globals.options.config_path,
+                 "agent configuration file (Patroni-style YAML) that names the cluster and etcd, "
+                 "and holds the REST API credentials");
+  app.add_option("--etcd", globals.options.etcd, "etcd endpoints: host:port[,host:port...]");
+  app.add_option("--namespace", globals.options.namespace_, "DCS namespace (default /service)");
+  app.add_option("--scope", globals.options.scope, "cluster name");
+  app.add_option("--timeout", globals.timeout_seconds,
+                 "seconds to wait for etcd and for a member's REST API")
       ->check(CLI::PositiveNumber);
 
   std::string format = "pretty";
   std::string cluster_name;
-  auto* list = app.add_subcommand("list", "list the members of a cluster, like patronictl list");
-  list->add_option("cluster", cluster_name, "cluster name (default: --scope or the config's)");
+  bool force = false;  // accepted for patronictl compatibility: pgfleetctl never prompts
+  auto* list =
+      addVerb(app, "list", "list the members of a cluster, like patronictl list", cluster_name);
   list->add_option("-f,--format", format, "output format: pretty, json or tsv")
       ->check(CLI::IsMember({"pretty", "json", "tsv"}));
+
+  pgf::ctl::SwitchoverRequest switchover_request;
+  auto* switchover =
+      addVerb(app, "switchover", "hand leadership from the leader to a replica", cluster_name);
+  switchover->add_option("--leader,--primary,--master", switchover_request.leader,
+                         "the current leader (default: the leader in the DCS)");
+  switchover->add_option("--candidate", switchover_request.candidate,
+                         "the member to become leader (default: the agent picks)");
+  switchover->add_option("--scheduled", switchover_request.scheduled,
+                         "when: an ISO 8601 time with a zone, or now (default)");
+  switchover->add_flag("--force", force, "accepted for patronictl compatibility (no prompts)");
+  addFormat(switchover, format);
+
+  std::string candidate;
+  auto* failover = addVerb(app, "failover", "make a given member the leader", cluster_name);
+  failover->add_option("--candidate", candidate, "the member to become leader (required)");
+  failover->add_flag("--force", force, "accepted for patronictl compatibility (no prompts)");
+  addFormat(failover, format);
+
+  pgf::ctl::PauseOptions pause_options;
+  auto* pause =
+      addVerb(app, "pause", "disable automatic failover (maintenance mode)", cluster_name);
+  auto* resume = addVerb(app, "resume", "enable automatic failover again", cluster_name);
+  for (auto* verb : {pause, resume}) {
+    verb->add_flag("--wait", pause_options.wait,
+                   "wait until every member reports the change (up to 30 s)");
+    addFormat(verb, format);
+  }
+
+  auto* show_config =
+      addVerb(app, "show-config", "print the cluster's dynamic configuration", cluster_name);
+  addFormat(show_config, format);
+
+  pgf::ctl::EditConfigRequest edit_request;
+  auto* edit_config =
+      addVerb(app, "edit-config", "change the cluster's dynamic configuration", cluster_name);
+  edit_config->add_option("-s,--set", edit_request.settings, "set KEY=VALUE (a.b.c for nesting)")
+      ->allow_extra_args(false);
+  edit_config
+      ->add_option("-p,--pg", edit_request.pg_settings, "set PostgreSQL parameter NAME=VALUE")
+      ->allow_extra_args(false);
+  edit_config->add_option("--apply", edit_request.apply_file,
+                          "merge a YAML/JSON file into the configuration (- for stdin)");
+  edit_config->add_option("--replace", edit_request.replace_file,
+                          "replace the configuration with a YAML/JSON file (- for stdin)");
+  edit_config->add_flag("-q,--quiet", edit_request.quiet, "do not show the change");
+  edit_config->add_flag("--force", force, "accepted for patronictl compatibility (no prompts)");
+
+  auto* history = addVerb(app, "history", "show the timeline history", cluster_name);
+  addFormat(history, format);
 
   CLI11_PARSE(app, argc, argv);
   pgf::initLogging("warning", "pgfleetctl");
 
+  pgf::ctl::HttpMemberApi api;
+  auto run = [&](const std::function<int(const CtlTarget&, pgf::Dcs&)>& verb) {
+    return withCluster(globals, cluster_name, verb);
+  };
   if (list->parsed()) {
-    if (!cluster_name.empty())
-      options.scope = cluster_name;
-    return runListCommand(options, format, timeout_seconds);
+    auto list_format = pgf::ctl::parseListFormat(format);
+    if (!list_format.ok())
+      return pgf::ctl::reportFailure(std::cerr, list_format.error());
+    return run([&](const CtlTarget& t, pgf::Dcs& dcs) {
+      return pgf::ctl::runList(t, dcs, *list_format, std::cout, std::cerr);
+    });
   }
+  if (switchover->parsed())
+    return run([&](const CtlTarget& t, pgf::Dcs& dcs) {
+      return pgf::ctl::runSwitchover(t, dcs, api, switchover_request, outputFormat(format),
+                                     std::cout, std::cerr);
+    });
+  if (failover->parsed())
+    return run([&](const CtlTarget& t, pgf::Dcs& dcs) {
+      return pgf::ctl::runFailover(t, dcs, api, candidate, outputFormat(format), std::cout,
+                                   std::cerr);
+    });
+  if (pause->parsed() || resume->parsed()) {
+    pause_options.pause = pause->parsed();
+    pause_options.request_timeout = globals.timeout();
+    return run([&](const CtlTarget& t, pgf::Dcs& dcs) {
+      return pgf::ctl::runPause(t, dcs, api, pause_options, outputFormat(format),
+                                pgf::ctl::systemSleeper(), std::cout, std::cerr);
+    });
+  }
+  if (show_config->parsed())
+    return run([&](const CtlTarget& t, pgf::Dcs& dcs) {
+      return pgf::ctl::runShowConfig(t, dcs, outputFormat(format), std::cout, std::cerr);
+    });
+  if (edit_config->parsed())
+    return run([&](const CtlTarget& t, pgf::Dcs& dcs) {
+      return pgf::ctl::runEditConfig(t, dcs, edit_request, std::cin, pgf::ctl::editWithEditor,
+                                     std::cout, std::cerr);
+    });
+  if (history->parsed())
+    return run([&](const CtlTarget& t, pgf::Dcs& dcs) {
+      return pgf::ctl::runHistory(t, dcs, outputFormat(format), std::cout, std::cerr);
+    });
   return 1;
 }

@@ -4,7 +4,9 @@
 #pragma once
 
 #include <chrono>
+#include <optional>
 #include <string>
+#include <string_view>
 
 namespace pgf {
 
@@ -32,5 +34,10 @@ inline long long toMillis(MonoTime t) {
 
 // ISO 8601 with milliseconds and the local UTC offset, as Patroni writes timestamps.
 std::string formatIsoTime(WallTime t);
+
+// Parses an ISO 8601 time with a zone: "2026-12-01T10:00:00+00:00", "...T10:00:00.250Z",
+// "...T10:00:00+0100" (a space may replace the T). nullopt when the text is not such a time or
+// has no zone (a time without one is ambiguous, so it is refused rather than guessed).
+std::optional<WallTime> parseIsoTime(std::string_view text);
 
 }  // namespace pgf

@@ -2,6 +2,9 @@
 
 #include "agent/dcs_options.h"
 
+#include <ostream>
+#include <thread>
+
 #include <fmt/format.h>
 
 #include "agent/config_sections.h"
@@ -34,6 +37,15 @@ Result<std::vector<std::string>> parseEtcdHosts(const std::string& text) {
 
 }  // namespace
 
+Result<OutputFormat> parseOutputFormat(const std::string& text) {
+  if (text == "pretty")
+    return OutputFormat::kPretty;
+  if (text == "json")
+    return OutputFormat::kJson;
+  return makeError(ErrorCode::kInvalidArgument,
+                   fmt::format("unknown format \"{}\": use pretty or json", text));
+}
+
 Result<CtlTarget> resolveTarget(const CtlOptions& options) {
   CtlTarget target;
   if (!options.config_path.empty()) {
@@ -43,6 +55,7 @@ Result<CtlTarget> resolveTarget(const CtlOptions& options) {
     target.scope = loaded->config.scope;
     target.namespace_ = loaded->config.namespace_;
     target.etcd = loaded->config.etcd;
+    target.api_credentials = {loaded->config.restapi.username, loaded->config.restapi.password};
   }
   if (!options.etcd.empty()) {
     auto hosts = parseEtcdHosts(options.etcd);
@@ -77,6 +90,32 @@ Result<DcsPtr> connectDcs(const CtlTarget& target, Millis timeout) {
   if (!dcs.ok())
     return dcs.error().wrap("connecting to etcd");
   return dcs;
+}
+
+Result<ClusterView> loadCluster(const CtlTarget& target, Dcs& dcs) {
+  auto cluster = dcs.load();
+  if (!cluster.ok()) {
+    std::string hosts;
+    for (const auto& h : target.etcd.hosts)
+      hosts += (hosts.empty() ? "" : ",") + h;
+    return cluster.error().wrap(
+        fmt::format("reading cluster {} from etcd ({})", target.scope, hosts));
+  }
+  const ClusterView& c = cluster.value();
+  if (!c.initialize && !c.leader && !c.config && c.members.empty())
+    return makeError(ErrorCode::kNotFound, fmt::format("no cluster {} in etcd (nothing under {})",
+                                                       target.scope, target.keyPrefix()));
+  return cluster;
+}
+
+int reportFailure(std::ostream& err, const Error& error) {
+  err << "pgfleetctl: " << error.message << "\n";
+  return 1;
+}
+
+Sleeper systemSleeper() {
+  static const SystemClock clock;
+  return Sleeper{clock, [](Millis d) { std::this_thread::sleep_for(d); }};
 }
 
 }  // namespace pgf::ctl

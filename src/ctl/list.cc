@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 
 #include "agent/cluster_json.h"
+#include "ctl/table.h"
 
 namespace pgf::ctl {
 namespace {
@@ -18,14 +19,6 @@ struct Table {
   std::vector<std::string> columns;      // without "Cluster"
   std::vector<std::vector<json>> cells;  // one per member, aligned with columns; "" when empty
 };
-
-std::string cellText(const json& v) {
-  if (v.is_string())
-    return v.get<std::string>();
-  if (v.is_null())
-    return "";
-  return v.dump(-1, ' ', false, json::error_handler_t::replace);
-}
 
 // Tags on one line ("nofailover: true, nosync: true"); patronictl prints YAML over several lines.
 std::string tagsText(const json& tags) {
@@ -95,11 +88,6 @@ bool rightAligned(const std::string& column) {
   return column == "TL" || column == "Lag in MB";
 }
 
-std::string justify(const std::string& text, size_t width, bool right) {
-  std::string pad(width > text.size() ? width - text.size() : 0, ' ');
-  return right ? pad + text : text + pad;
-}
-
 std::vector<std::string> serviceInfo(const json& doc) {
   std::vector<std::string> lines;
   if (doc.value("pause", false))
@@ -130,37 +118,19 @@ Result<ListFormat> parseListFormat(const std::string& text) {
 
 std::string formatMembersTable(const std::string& scope, const ClusterView& cluster) {
   const Table t = buildTable(cluster);
-  std::vector<std::vector<std::string>> text;
-  std::vector<size_t> width;
+  TextTable text;
+  text.columns = t.columns;
   for (const auto& c : t.columns)
-    width.push_back(c.size());
+    text.right_aligned.push_back(rightAligned(c));
   for (const auto& row : t.cells) {
     std::vector<std::string> line;
-    for (size_t i = 0; i < row.size(); ++i) {
+    for (size_t i = 0; i < row.size(); ++i)
       line.push_back(t.columns[i] == "Tags" && row[i].is_object() ? tagsText(row[i])
                                                                   : cellText(row[i]));
-      width[i] = std::max(width[i], line.back().size());
-    }
-    text.push_back(std::move(line));
+    text.rows.push_back(std::move(line));
   }
-
-  std::string rule = "+";
-  for (size_t w : width)
-    rule += std::string(w + 2, '-') + "+";
   // patronictl writes the title over the start of the top border.
-  std::string title = clusterTitle(scope, cluster).substr(0, rule.size() - 2);
-  std::string top = rule.substr(0, 1) + title + rule.substr(1 + title.size());
-
-  auto renderRow = [&](const std::vector<std::string>& cells) {
-    std::string line = "|";
-    for (size_t i = 0; i < cells.size(); ++i)
-      line += " " + justify(cells[i], width[i], rightAligned(t.columns[i])) + " |";
-    return line + "\n";
-  };
-  std::string out = top + "\n" + renderRow(t.columns) + rule + "\n";
-  for (const auto& line : text)
-    out += renderRow(line);
-  out += rule + "\n";
+  std::string out = renderTable(text, clusterTitle(scope, cluster));
   auto info = serviceInfo(clusterAsJson(cluster));
   if (!info.empty()) {
     std::string joined;
@@ -216,22 +186,10 @@ std::string formatMembers(const std::string& scope, const ClusterView& cluster, 
 
 int runList(const CtlTarget& target, Dcs& dcs, ListFormat format, std::ostream& out,
             std::ostream& err) {
-  auto cluster = dcs.load();
-  if (!cluster.ok()) {
-    std::string hosts;
-    for (const auto& h : target.etcd.hosts)
-      hosts += (hosts.empty() ? "" : ",") + h;
-    err << fmt::format("pgfleetctl: reading cluster {} from etcd ({}): {}\n", target.scope, hosts,
-                       cluster.error().message);
-    return 1;
-  }
-  const ClusterView& c = cluster.value();
-  if (!c.initialize && !c.leader && !c.config && c.members.empty()) {
-    err << fmt::format("pgfleetctl: no cluster {} in etcd (nothing under {})\n", target.scope,
-                       target.keyPrefix());
-    return 1;
-  }
-  out << formatMembers(target.scope, c, format);
+  auto cluster = loadCluster(target, dcs);
+  if (!cluster.ok())
+    return reportFailure(err, cluster.error());
+  out << formatMembers(target.scope, cluster.value(), format);
   return 0;
 }
 

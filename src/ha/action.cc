@@ -28,6 +28,8 @@ std::string_view actionName(Action a) {
       return "acquire_lease";
     case Action::kReclone:
       return "reclone";
+    case Action::kSwitchover:
+      return "switchover";
   }
   return "unknown";
 }

@@ -33,6 +33,22 @@ bool betterCandidate(const PeerStatus& a, const PeerStatus& b) {
   return a.name < b.name;
 }
 
+std::optional<std::string> candidateLimitation(const PeerStatus& peer, int64_t leader_position,
+                                               const HaSettings& settings) {
+  if (!peer.reachable)
+    return std::string("not reachable through its REST API");
+  if (peer.nofailover)
+    return std::string("tagged nofailover");
+  if (!peer.running)
+    return std::string("not running");
+  if (!peer.in_recovery)
+    return std::string("running as a primary");
+  if (leader_position > 0 && leader_position - peer.wal_position > settings.maximum_lag_on_failover)
+    return fmt::format("{} bytes behind the leader (maximum_lag_on_failover {})",
+                       leader_position - peer.wal_position, settings.maximum_lag_on_failover);
+  return std::nullopt;
+}
+
 Candidacy checkCandidacy(const std::string& self, int64_t our_position, const HaSettings& settings,
                          const ClusterView& cluster, const std::vector<PeerStatus>& peers) {
   Candidacy c;

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -30,6 +31,12 @@ struct Candidacy {
   std::string reason;         // why not, or the sentence for promoting ourselves
   int reachable_members = 0;  // reachable peers plus ourselves
 };
+
+// Why `peer` cannot take over the lease in a switchover from a leader at `leader_position` (0:
+// unknown), or nullopt when it can: it must be reachable, running as a standby, not tagged
+// nofailover, and within maximum_lag_on_failover of the leader.
+std::optional<std::string> candidateLimitation(const PeerStatus& peer, int64_t leader_position,
+                                               const HaSettings& settings);
 
 // `self` and `our_position` describe this standby; `peers` may include an entry for ourselves,
 // which is ignored.

@@ -3,6 +3,7 @@
 // pause and an unreadable DCS, because a primary past its lease deadline may already share the
 // cluster with a new primary. Every other rule may assume that a running primary still holds a
 // valid lease.
+#include <algorithm>
 #include <chrono>
 #include <optional>
 #include <string>
@@ -12,6 +13,7 @@
 
 #include "ha/candidate.h"
 #include "ha/decision.h"
+#include "ha/switchover.h"
 #include "postgres/lsn.h"
 
 namespace pgf {
@@ -45,6 +47,59 @@ std::string localRole(const LocalPostgres& pg) {
 
 const std::string* leaderName(const HaInput& in) {
   return in.cluster && in.cluster->leader ? &in.cluster->leader->name : nullptr;
+}
+
+std::optional<SwitchoverRequest> switchoverRequest(const HaInput& in) {
+  if (!in.cluster || !in.cluster->failover)
+    return std::nullopt;
+  return parseSwitchoverRequest(*in.cluster->failover);
+}
+
+bool scheduledLater(const SwitchoverRequest& r, WallTime now) {
+  return r.scheduled_at && now < *r.scheduled_at;
+}
+
+// A scheduled switchover this late (the leader was down at its time) is dropped, not run by
+// surprise hours later.
+std::chrono::seconds staleAfter(const HaSettings& s) {
+  return std::chrono::seconds(std::max(2 * s.loop_wait, 30));
+}
+
+std::string candidateText(const SwitchoverRequest& r) {
+  return r.member.empty() ? std::string("the best eligible replica") : r.member;
+}
+
+// The replica a leader hands its lease to for `r`, or nullptr with the reason in `why`.
+const PeerStatus* switchoverTarget(const HaInput& in, const SwitchoverRequest& r,
+                                   std::string* why) {
+  std::vector<const PeerStatus*> peers;
+  for (const auto& p : in.peers)
+    if (p.name != in.self)
+      peers.push_back(&p);
+  if (!r.member.empty()) {
+    for (const PeerStatus* p : peers) {
+      if (p->name != r.member)
+        continue;
+      if (auto limit = candidateLimitation(*p, in.pg.wal_position, in.settings)) {
+        *why = fmt::format("candidate {} is {}", r.member, *limit);
+        return nullptr;
+      }
+      return p;
+    }
+    *why = fmt::format("candidate {} is not a member of the cluster", r.member);
+    return nullptr;
+  }
+  std::sort(peers.begin(), peers.end(),
+            [](const PeerStatus* a, const PeerStatus* b) { return betterCandidate(*a, *b); });
+  std::string limits;
+  for (const PeerStatus* p : peers) {
+    auto limit = candidateLimitation(*p, in.pg.wal_position, in.settings);
+    if (!limit)
+      return p;
+    limits += fmt::format("{}{}: {}", limits.empty() ? "" : "; ", p->name, *limit);
+  }
+  *why = peers.empty() ? std::string("no other member") : "no eligible replica (" + limits + ")";
+  return nullptr;
 }
 
 // Rule 1: a primary must hold a lease it can prove, or stop.
@@ -149,6 +204,44 @@ Step sysidMismatch(const HaInput& in) {
                           in.pg.sysid, *init));
 }
 
+// Rule 6a: a switchover request while we lead and run as primary.
+Step switchoverFromLeader(const HaInput& in) {
+  auto r = switchoverRequest(in);
+  if (!r)
+    return std::nullopt;
+  auto keep = [](std::string reason, bool clear) {
+    Decision d = make(Action::kRenewLease, std::move(reason));
+    d.clear_failover = clear;
+    return d;
+  };
+  if (!r->scheduled_text.empty() && !r->scheduled_at)
+    return keep(fmt::format("removing a switchover request with an unreadable scheduled_at \"{}\"",
+                            r->scheduled_text),
+                true);
+  if (scheduledLater(*r, in.wall_now))
+    return keep(fmt::format("switchover to {} scheduled at {}: leading until then",
+                            candidateText(*r), r->scheduled_text),
+                false);
+  if (r->scheduled_at && in.wall_now - *r->scheduled_at > staleAfter(in.settings))
+    return keep(
+        fmt::format("removing a stale switchover request scheduled at {}", r->scheduled_text),
+        true);
+  if (!r->leader.empty() && r->leader != in.self)
+    return keep(
+        fmt::format("removing a switchover request addressed to {} while we lead", r->leader),
+        true);
+  if (r->member == in.self)
+    return keep("removing a switchover request to ourselves: we already lead", true);
+  std::string why;
+  const PeerStatus* target = switchoverTarget(in, *r, &why);
+  if (target == nullptr)
+    return keep(fmt::format("switchover refused: {}; removing the request", why), true);
+  return make(Action::kSwitchover,
+              fmt::format("switching over to {}: checkpoint, clean stop, then releasing the lease",
+                          target->name),
+              target->name);
+}
+
 // Rule 6.
 Decision weLead(const HaInput& in) {
   if (!in.pg.running)
@@ -157,6 +250,8 @@ Decision weLead(const HaInput& in) {
   if (in.pg.in_recovery)
     return make(Action::kAcquireAndPromote,
                 "promoting: we hold the leader key but run as a standby");
+  if (Step s = switchoverFromLeader(in))
+    return std::move(*s);
   return make(Action::kRenewLease,
               fmt::format("no action: {} is the leader with the lease, renewing it", in.self));
 }
@@ -216,14 +311,65 @@ Decision noLeader(const HaInput& in) {
                 "no leader: starting as a standby without upstream until one is elected");
   if (in.tags.nofailover)
     return make(Action::kNone, "no leader: not promoting, nofailover tag set");
-  Candidacy c = checkCandidacy(in.self, pg.wal_position, in.settings, *in.cluster, in.peers);
-  return make(c.eligible ? Action::kAcquireAndPromote : Action::kNone, std::move(c.reason));
+  std::vector<PeerStatus> peers = in.peers;
+  auto r = switchoverRequest(in);
+  if (r && scheduledLater(*r, in.wall_now))
+    r.reset();
+  if (r && r->member == in.self) {
+    // The requested candidate: the operator chose it, so a peer further ahead does not stop it;
+    // the lag bound and a peer still running as primary still do.
+    for (auto& p : peers)
+      p.nofailover = true;
+    Candidacy c = checkCandidacy(in.self, pg.wal_position, in.settings, *in.cluster, peers);
+    Decision d = make(c.eligible ? Action::kAcquireAndPromote : Action::kNone,
+                      c.eligible ? std::string("taking over the lease as the requested "
+                                               "switchover candidate")
+                                 : std::move(c.reason));
+    d.clear_failover = c.eligible;
+    return d;
+  }
+  if (r && !r->member.empty()) {
+    for (const auto& p : peers)
+      if (p.name == r->member && !candidateLimitation(p, 0, in.settings))
+        return make(Action::kNone,
+                    fmt::format("no leader: waiting for {}, the requested candidate, to take over",
+                                r->member));
+    // The candidate cannot take over: the others elect among themselves.
+  }
+  if (r && !r->leader.empty()) {
+    if (r->leader == in.self) {
+      // We handed the lease over: take it back only if nobody else can.
+      for (const auto& p : peers)
+        if (p.name != r->member && !candidateLimitation(p, 0, in.settings))
+          return make(
+              Action::kNone,
+              fmt::format("no leader: we handed the lease over and {} can take it", p.name));
+    } else {
+      for (auto& p : peers)
+        if (p.name == r->leader)
+          p.nofailover = true;  // the former leader stepped down: not a candidate to wait for
+    }
+  }
+  Candidacy c = checkCandidacy(in.self, pg.wal_position, in.settings, *in.cluster, peers);
+  Decision d = make(c.eligible ? Action::kAcquireAndPromote : Action::kNone, std::move(c.reason));
+  d.clear_failover = c.eligible && in.cluster->failover.has_value();
+  return d;
 }
 
 }  // namespace
 
 bool needsPeerStatus(const HaInput& in) {
-  if (!in.cluster || in.cluster->leader || in.settings.paused || in.tags.nofailover)
+  if (!in.cluster || in.settings.paused)
+    return false;
+  if (in.cluster->leader) {
+    // A leader about to carry out a switchover checks its candidates first.
+    if (in.cluster->leader->name != in.self || !isPrimary(in.pg))
+      return false;
+    auto r = switchoverRequest(in);
+    return r && !scheduledLater(*r, in.wall_now) && (r->leader.empty() || r->leader == in.self) &&
+           r->member != in.self;
+  }
+  if (in.tags.nofailover)
     return false;
   if (in.pg.data_dir_empty || !isStandby(in.pg))
     return false;

@@ -54,7 +54,8 @@ struct AgentMemory {
 
 struct HaInput {
   MonoTime now{};
-  std::string self;  // this member's name
+  WallTime wall_now{};  // only for a scheduled switchover's time
+  std::string self;     // this member's name
   MemberTags tags;
   HaSettings settings;
   std::optional<ClusterView> cluster;  // empty when the DCS could not be read this loop
@@ -83,6 +84,8 @@ enum class Action : int {
   kStartPrimary = 9,       // we hold the lease and our primary is down: start it again as primary
   kAcquireLease = 10,      // we run as primary but the leader key is gone: take it back
   kReclone = 11,           // remove the data directory and clone again (only where allowed)
+  kSwitchover = 12,  // hand the lease to `source` ("" = any eligible replica): checkpoint, clean
+                     // stop, release the leader key, rejoin as a standby
 };
 
 std::string_view actionName(Action a);
@@ -91,6 +94,8 @@ struct Decision {
   Action action = Action::kNone;
   std::string reason;  // one sentence, logged every loop and shown in /patroni
   std::string source;  // the member to clone from, follow or rewind from
+  // After the action, remove the "failover" key: it was carried out, is stale, or was refused.
+  bool clear_failover = false;
 };
 
 // True when the decision needs PeerStatus for the other members (the leader key is gone and we may

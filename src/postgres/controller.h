@@ -63,6 +63,9 @@ class PostgresController {
   virtual Result<nlohmann::json> replicationInfo() = 0;
   // Reloads the configuration files (SIGHUP), after rewriting them.
   virtual Status reload() = 0;
+  // Runs CHECKPOINT on a running server (before a planned stop, so that the shutdown checkpoint
+  // has little left to write and the stop is short).
+  virtual Status checkpoint(Millis timeout) = 0;
 };
 
 using PostgresControllerPtr = std::unique_ptr<PostgresController>;

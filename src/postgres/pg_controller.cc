@@ -512,4 +512,14 @@ Status LocalPostgresController::reload() {
   return okStatus();
 }
 
+Status LocalPostgresController::checkpoint(Millis timeout) {
+  auto conn = connectLocal(timeouts_.local_connect);
+  if (!conn.ok())
+    return conn.error().wrap("checkpoint");
+  auto done = conn->query("CHECKPOINT", {}, timeout);
+  if (!done.ok())
+    return done.error().wrap("checkpoint");
+  return okStatus();
+}
+
 }  // namespace pgf

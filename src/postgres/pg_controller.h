@@ -61,6 +61,7 @@ class LocalPostgresController final : public PostgresController {
   Status removeDataDirectory() override;
   Result<nlohmann::json> replicationInfo() override;
   Status reload() override;
+  Status checkpoint(Millis timeout) override;
 
   // Replaces the configuration (new cluster parameters from the DCS, ...); the files follow at the
   // next start, follow or reload.

@@ -14,6 +14,7 @@ constexpr int64_t kFirstLsn = 0x1000000;
 const char* const kScope = "sim";
 const std::string kLeaderKey = "/service/sim/leader";
 const std::string kStatusKey = "/service/sim/status";
+const std::string kFailoverKey = "/service/sim/failover";
 
 }  // namespace
 
@@ -184,6 +185,15 @@ void SimCluster::setPaused(bool paused) {
   event(paused ? "cluster paused" : "cluster resumed");
 }
 
+void SimCluster::requestSwitchover(const std::string& leader, const std::string& candidate) {
+  nlohmann::json request = {{"leader", leader}};
+  if (!candidate.empty())
+    request["member"] = candidate;
+  store_->put(kFailoverKey, request.dump());
+  event(fmt::format("switchover requested from {} to {}", leader,
+                    candidate.empty() ? std::string("any") : candidate));
+}
+
 void SimCluster::healAndRestart() {
   const MonoTime now = clock_.now();
   for (auto& n : nodes_) {
@@ -297,6 +307,7 @@ SimCluster::Cycle SimCluster::observe(Node& n) {
   n.run_again = false;
   HaInput& in = c.in;
   in.now = c.start;
+  in.wall_now = clock_.wallNow();
   in.self = n.name;
   in.tags = n.identity.tags;
   in.settings = settings_;
@@ -318,6 +329,9 @@ void SimCluster::act(Cycle& c) {
   if (!n.agent_alive)
     return;
   execute(n, c.d, c.in);
+  const bool promoted = c.d.action != Action::kAcquireAndPromote || n.pg.primary();
+  if (c.d.clear_failover && promoted)
+    ignoreError(n.dcs->deleteFailover(), "best effort, as in the agent");
   if (c.in.cluster) {
     LocalPostgres after = n.pg.probe();
     ignoreError(n.dcs->touchMember(buildMemberData(n.identity, after, "")),
@@ -477,7 +491,31 @@ void SimCluster::execute(Node& n, const Decision& d, const HaInput& in) {
         return;
       n.pg.startWritable(next_branch_++, n.pg.timeline());
       return;
+    case Action::kSwitchover:
+      handOver(n, d);
+      return;
   }
+}
+
+// A clean stop: every standby streaming from `n` that it can reach receives all of its WAL
+// before the server exits; then the lease is released and `n` rejoins as a standby.
+void SimCluster::handOver(Node& n, const Decision& d) {
+  for (auto& s : nodes_) {
+    if (s.get() == &n || !s->pg.running || !s->pg.in_recovery || s->pg.upstream != n.name ||
+        !canReach(*s, n) || clock_.now() < s->stalled_until || s->pg.sysid != n.pg.sysid ||
+        !isPrefix(s->pg.wal, n.pg.wal))
+      continue;
+    s->pg.wal = n.pg.wal;
+  }
+  n.pg.stopImmediate();
+  n.pg.control = ControlState::kShutDown;
+  n.memory.lease_deadline.reset();
+  n.memory.following.clear();
+  ignoreError(n.dcs->deleteLeader(), "only deletes a key that holds our name");
+  n.pg.startStandby(d.source);
+  n.memory.following = d.source;
+  event(fmt::format("{}: handed the lease over to {}", n.name, d.source));
+  n.run_again = true;
 }
 
 void SimCluster::promote(Node& n, const HaInput& in) {

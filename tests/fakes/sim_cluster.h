@@ -71,6 +71,8 @@ class SimCluster {
   void deleteLeaderKey();
   // The config key's "pause": every agent reads it on its next loop.
   void setPaused(bool paused);
+  // Writes a switchover request into the "failover" key, as POST /switchover does.
+  void requestSwitchover(const std::string& leader, const std::string& candidate);
 
   void runFor(Millis d);
   // Steps until `done()` holds (true) or `bound` passes (false).
@@ -136,6 +138,7 @@ class SimCluster {
   bool copyFrom(Node& n, const std::string& from);
   void execute(Node& n, const Decision& d, const HaInput& in);
   void promote(Node& n, const HaInput& in);
+  void handOver(Node& n, const Decision& d);
   void checkInvariants();
 
   SimOptions opt_;

@@ -14,48 +14,20 @@
 
 #include "common/process.h"
 
-#include "support/local_cluster.h"
+#include "support/cluster_test.h"
 
 namespace pgf::testing {
 namespace {
 
 using std::chrono::seconds;
 
-class AgentClusterTest : public ::testing::Test {
+class AgentClusterTest : public ClusterTest {
  protected:
-  void TearDown() override {
-    if (HasFailure() && cluster_)
-      std::cerr << cluster_->logTails(60);
-  }
-
-  void startCluster(ClusterOptions options) {
-    cluster_ = std::make_unique<LocalCluster>(options);
-    auto st = cluster_->start();
-    ASSERT_TRUE(st.ok()) << st.error().message;
-    ASSERT_TRUE(cluster_->waitHealthy(Millis(seconds(120))))
-        << "the cluster did not reach one primary and streaming replicas";
-  }
-
-  // Runs a statement through HAProxy's read-write port, retrying until `timeout`.
-  bool writeThroughHaproxy(const std::string& sql, Millis timeout) {
-    return waitUntil([&] { return cluster_->query(cluster_->readWriteParams(), sql).ok(); },
-                     timeout);
-  }
-
-  long long count(const ConnParams& params, const std::string& table) {
-    auto r = cluster_->query(params, "SELECT count(*) FROM " + table);
-    if (!r.ok() || r->rows.empty() || !r->rows[0][0])
-      return -1;
-    return std::stoll(*r->rows[0][0]);
-  }
-
   bool acceptsWrites(int i) {
     auto r = cluster_->query(cluster_->nodeParams(i), "INSERT INTO probe VALUES (default)",
                              Millis(2000));
     return r.ok();
   }
-
-  std::unique_ptr<LocalCluster> cluster_;
 };
 
 TEST_F(AgentClusterTest, BootstrapsOnePrimaryWithStreamingReplicasBehindHaproxy) {

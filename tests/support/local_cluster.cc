@@ -105,7 +105,7 @@ log:
 restapi:
   listen: 127.0.0.1:{api}
   connect_address: 127.0.0.1:{api}
-etcd3:
+{auth}etcd3:
   hosts: {etcd}
 bootstrap:
   dcs:
@@ -147,7 +147,12 @@ postgresql:
                      fmt::arg("retry", options_.retry_timeout),
                      fmt::arg("rewind", options_.use_pg_rewind ? "true" : "false"),
                      fmt::arg("pg", ports_[i].pg), fmt::arg("dir", dir_),
-                     fmt::arg("su", superuser_password_), fmt::arg("repl", replication_password_));
+                     fmt::arg("su", superuser_password_), fmt::arg("repl", replication_password_),
+                     fmt::arg("auth", options_.rest_password.empty()
+                                          ? std::string()
+                                          : fmt::format("  authentication:\n    username: admin\n"
+                                                        "    password: {}\n",
+                                                        options_.rest_password)));
 }
 
 Status LocalCluster::start() {
@@ -288,6 +293,32 @@ int LocalCluster::restGet(int i, const std::string& path, std::string* body) con
     return 0;
   if (body)
     *body = res->body;
+  return res->status;
+}
+
+int LocalCluster::restCall(int i, const std::string& method, const std::string& path,
+                           const std::string& body, std::string* answer, bool authenticate,
+                           Millis timeout) const {
+  httplib::Client client("127.0.0.1", ports_[i].api);
+  client.set_connection_timeout(1, 0);
+  client.set_read_timeout(std::chrono::duration_cast<std::chrono::seconds>(timeout).count(), 0);
+  if (authenticate && !options_.rest_password.empty())
+    client.set_basic_auth("admin", options_.rest_password);
+  httplib::Result res{nullptr, httplib::Error::Unknown};
+  if (method == "POST")
+    res = client.Post(path, body, "application/json");
+  else if (method == "PATCH")
+    res = client.Patch(path, body, "application/json");
+  else if (method == "PUT")
+    res = client.Put(path, body, "application/json");
+  else if (method == "DELETE")
+    res = client.Delete(path);
+  else
+    res = client.Get(path);
+  if (!res)
+    return 0;
+  if (answer)
+    *answer = res->body;
   return res->status;
 }
 

@@ -28,6 +28,8 @@ struct ClusterOptions {
   bool use_pg_rewind = true;
   bool haproxy = true;
   std::string scope = "itest";
+  // When set, restapi.authentication is admin / this password (restCall sends it).
+  std::string rest_password = {};
 };
 
 struct NodePorts {
@@ -57,6 +59,11 @@ class LocalCluster {
 
   // HTTP GET against node i's REST API; returns the status code (0 when unreachable).
   int restGet(int i, const std::string& path, std::string* body = nullptr) const;
+  // Any method against node i's REST API, with the cluster's credentials when `authenticate`;
+  // returns the status code (0 when unreachable). Waits up to `timeout` for the answer.
+  int restCall(int i, const std::string& method, const std::string& path, const std::string& body,
+               std::string* answer = nullptr, bool authenticate = true,
+               Millis timeout = Millis(45000)) const;
   // The node whose /primary answers 200, if exactly one does.
   std::optional<int> primaryIndex() const;
   std::vector<int> primaryIndexes() const;

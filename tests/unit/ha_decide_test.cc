@@ -8,6 +8,7 @@
 
 #include <gtest/gtest.h>
 
+#include "fakes/peer_status_builder.h"
 #include "ha/candidate.h"
 #include "ha/decision.h"
 #include "postgres/lsn.h"
@@ -102,14 +103,7 @@ LocalPostgres primaryPg(int64_t lsn = kPos) {
 }
 
 PeerStatus peer(const std::string& name, int64_t lsn, bool reachable = true) {
-  PeerStatus p;
-  p.name = name;
-  p.reachable = reachable;
-  p.running = true;
-  p.in_recovery = true;
-  p.wal_position = lsn;
-  p.timeline = 1;
-  return p;
+  return streamingPeer(name, lsn, reachable);
 }
 
 PeerStatus primaryPeer(const std::string& name) {

@@ -207,6 +207,41 @@ TEST(HaSimulation, PauseStopsFailoverButNotTheFence) {
   EXPECT_TRUE(sim.violations().empty()) << sim.violations().front();
 }
 
+TEST(HaSimulation, SwitchoverHandsOverWithoutLossAndTheFormerPrimaryFollowsWithoutRewind) {
+  for (uint64_t seed : {7u, 8u, 9u, 10u, 11u}) {
+    SCOPED_TRACE(seed);
+    SimCluster sim(scripted(seed));
+    ASSERT_TRUE(sim.runUntil([&] { return sim.converged(); }, seconds(30)));
+    const std::string p = sim.primary();
+    const std::string candidate = otherThan(p);
+    sim.runFor(seconds(2));
+    const int64_t written = endOf(sim.postgres(p).wal);
+    sim.requestSwitchover(p, candidate);
+    ASSERT_TRUE(
+        sim.runUntil([&] { return sim.converged() && sim.primary() == candidate; }, seconds(30)))
+        << sim.history();
+    EXPECT_GE(endOf(sim.postgres(candidate).wal), written) << "the candidate has every record";
+    EXPECT_TRUE(sim.decided(p, "switchover: switching over to " + candidate));
+    EXPECT_FALSE(sim.decided(p, "rewind")) << sim.history();
+    EXPECT_EQ(sim.promotions(), 1);
+    EXPECT_TRUE(sim.violations().empty()) << sim.violations().front();
+  }
+}
+
+TEST(HaSimulation, SwitchoverToAnUnreachableCandidateIsRefused) {
+  SimCluster sim(scripted());
+  ASSERT_TRUE(sim.runUntil([&] { return sim.converged(); }, seconds(30)));
+  const std::string p = sim.primary();
+  const std::string candidate = otherThan(p);
+  sim.partition(candidate, /*net=*/true, seconds(20));
+  sim.requestSwitchover(p, candidate);
+  sim.runFor(seconds(5));
+  EXPECT_EQ(sim.primary(), p);
+  EXPECT_TRUE(sim.decided(p, "switchover refused: candidate " + candidate)) << sim.history();
+  EXPECT_EQ(sim.promotions(), 0);
+  EXPECT_TRUE(sim.violations().empty()) << sim.violations().front();
+}
+
 TEST(HaSimulation, CrashedPrimaryServerIsRestartedByItsAgent) {
   SimCluster sim(scripted());
   ASSERT_TRUE(sim.runUntil([&] { return sim.converged(); }, seconds(30)));

@@ -1,0 +1,63 @@
+// The REST API's cluster-changing endpoints, Patroni-compatible: POST /switchover, POST /failover,
+// DELETE /switchover, PATCH /config and PUT /config. They validate the request against a fresh read
+// of the DCS, write the "failover" or "config" key and, for an immediate switchover or failover,
+// wait until a new leader holds the lease (at most kSwitchoverWait), so every call may block for a
+// while: the REST server runs them on worker threads (deferred replies), never on its event thread.
+//
+// Answers are Patroni's: text/plain sentences for the switchover family ("Successfully switched
+// over to "n2"", "Switchover scheduled", "leader name does not match", ...) with its status codes
+// (200, 202, 400, 412, 422, 503), and the resulting configuration as JSON for /config. pgfleet
+// refuses a switchover or failover while the cluster is paused (409): resume first. See
+// docs/rest-api.md.
+#pragma once
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "agent/status.h"
+#include "common/clock.h"
+#include "common/http_server.h"
+#include "common/result.h"
+#include "dcs/dcs.h"
+
+namespace pgf {
+
+inline constexpr Millis kSwitchoverWait{30000};
+
+class ClusterActions {
+ public:
+  // Asks the other members' REST APIs for their state (fetchPeerStatuses in production).
+  using PeerFetcher = std::function<std::vector<PeerStatus>(const ClusterView&)>;
+  using StatusProvider = std::function<AgentStatus()>;
+
+  // `dcs` must be usable from the REST server's worker threads; `clock` outlives this object.
+  // An immediate switchover polls the DCS every `poll_interval` for at most `wait`.
+  ClusterActions(Dcs& dcs, PeerFetcher peers, StatusProvider status, const Clock& clock,
+                 Millis poll_interval = Millis(100), Millis wait = kSwitchoverWait);
+
+  HttpReply switchover(const std::string& body);
+  HttpReply failover(const std::string& body);
+  HttpReply cancelSwitchover();
+  HttpReply patchConfig(const std::string& body);
+  HttpReply putConfig(const std::string& body);
+
+ private:
+  HttpReply requestHandover(const std::string& body, bool failover);
+  HttpReply waitForNewLeader(const std::string& old_leader, const std::string& candidate,
+                             bool failover);
+  // PATCH (merge into the current config) or PUT (replace it).
+  HttpReply changeConfig(const std::string& body, bool patch);
+  HttpReply writeConfig(const nlohmann::json& config, const ClusterView& cluster);
+
+  Dcs& dcs_;
+  PeerFetcher peers_;
+  StatusProvider status_;
+  const Clock& clock_;
+  Millis poll_interval_;
+  Millis wait_;
+};
+
+}  // namespace pgf

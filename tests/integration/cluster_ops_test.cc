@@ -1,0 +1,319 @@
+// Planned operations on a real cluster (etcd, PostgreSQL 15, HAProxy, three agents on loopback)
+// through the REST API: switchover (immediate and scheduled), failover to a named candidate, pause
+// and resume, and live configuration changes, with the REST API's credentials enforced.
+#include <signal.h>
+
+#include <chrono>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <thread>
+
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "common/clock.h"
+#include "common/process.h"
+#include "support/cluster_test.h"
+
+namespace pgf::testing {
+namespace {
+
+using std::chrono::seconds;
+
+const char* kRestPassword = "s3cret-for-tests";
+
+class ClusterOpsTest : public ClusterTest {
+ protected:
+  void startCluster() {
+    ClusterOptions options;
+    options.ttl = 5;
+    options.loop_wait = 1;
+    options.retry_timeout = 2;
+    options.rest_password = kRestPassword;
+    ClusterTest::startCluster(options);
+  }
+
+  std::string agentLog(int i) {
+    std::ifstream in(fmt::format("{}/{}.agent.log", cluster_->dir(), cluster_->name(i)));
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+  }
+
+  // Waits until node `i` is the only primary.
+  bool waitForPrimary(int i, Millis timeout) {
+    return waitUntil([&] { return cluster_->primaryIndex() == i; }, timeout);
+  }
+
+  bool everyMemberReportsPause(bool paused) {
+    for (int i = 0; i < cluster_->nodes(); ++i) {
+      std::string body;
+      if (cluster_->restGet(i, "/patroni", &body) == 0)
+        return false;
+      auto doc = nlohmann::json::parse(body, nullptr, false);
+      if (!doc.is_object() || doc.value("pause", false) != paused)
+        return false;
+    }
+    return true;
+  }
+
+  // Runs pgfleetctl or patronictl with node 0's configuration (which holds the REST API
+  // credentials); returns the exit code and puts the output in `output`.
+  int ctl(const std::string& tool, std::vector<std::string> args, std::string* output) {
+    CommandSpec spec;
+    spec.argv = {tool, "-c", cluster_->configPath(0)};
+    spec.argv.insert(spec.argv.end(), args.begin(), args.end());
+    auto run = runCommand(spec, Millis(seconds(90)));
+    if (!run.ok()) {
+      *output = run.error().message;
+      return -1;
+    }
+    *output = run->output;
+    return run->exit_code;
+  }
+};
+
+TEST_F(ClusterOpsTest, SwitchoverLosesNoRowAndTheFormerPrimaryStreamsWithoutRewind) {
+  startCluster();
+  const int old = *cluster_->primaryIndex();
+  const int candidate = (old + 1) % 3;
+  ASSERT_TRUE(
+      writeThroughHaproxy("CREATE TABLE t (id serial primary key, v text)", Millis(seconds(20))));
+  for (int k = 0; k < 200; ++k)
+    ASSERT_TRUE(
+        cluster_->query(cluster_->readWriteParams(), "INSERT INTO t (v) VALUES ('before')").ok());
+
+  const std::string request = fmt::format(R"({{"leader": "{}", "candidate": "{}"}})",
+                                          cluster_->name(old), cluster_->name(candidate));
+  std::string answer;
+  EXPECT_EQ(cluster_->restCall(old, "POST", "/switchover", request, &answer, false), 401);
+  EXPECT_EQ(cluster_->primaryIndex(), old) << "an unauthenticated request changed nothing";
+
+  EXPECT_EQ(cluster_->restCall(old, "POST", "/switchover", request, &answer), 200) << answer;
+  EXPECT_EQ(answer, fmt::format("Successfully switched over to \"{}\"", cluster_->name(candidate)));
+  ASSERT_TRUE(waitForPrimary(candidate, Millis(seconds(10))));
+  EXPECT_EQ(count(cluster_->nodeParams(candidate), "t"), 200) << "acknowledged rows were lost";
+
+  // The former primary streams from the new one on its timeline, without pg_rewind or a clone.
+  ASSERT_TRUE(writeThroughHaproxy("INSERT INTO t (v) VALUES ('after')", Millis(seconds(10))));
+  EXPECT_TRUE(waitUntil(
+      [&] {
+        auto r =
+            cluster_->query(cluster_->nodeParams(old), "SELECT status FROM pg_stat_wal_receiver");
+        return r.ok() && !r->rows.empty() && r->rows[0][0] && *r->rows[0][0] == "streaming" &&
+               count(cluster_->nodeParams(old), "t") == 201;
+      },
+      Millis(seconds(30))))
+      << "the former primary does not stream the new primary's rows";
+  const std::string log = agentLog(old);
+  EXPECT_NE(log.find("switchover: stopped cleanly and released the leader key"), std::string::npos);
+  EXPECT_EQ(log.find("rewinding from"), std::string::npos) << "a switchover needs no rewind";
+  EXPECT_EQ(log.find("cloning from"), log.rfind("cloning from")) << "no second clone";
+  EXPECT_TRUE(cluster_->waitHealthy(Millis(seconds(30))));
+
+  // The request is gone, and a switchover to a member that does not exist is refused.
+  auto r = cluster_->query(cluster_->nodeParams(candidate), "SELECT 1");
+  EXPECT_TRUE(r.ok());
+  EXPECT_EQ(cluster_->restCall(candidate, "POST", "/switchover",
+                               fmt::format(R"({{"leader": "{}", "candidate": "nobody"}})",
+                                           cluster_->name(candidate)),
+                               &answer),
+            412);
+  EXPECT_EQ(answer, "candidate does not exists");
+}
+
+TEST_F(ClusterOpsTest, ScheduledSwitchoverWaitsForItsTimeAndCanBeCancelled) {
+  startCluster();
+  const int old = *cluster_->primaryIndex();
+  const int candidate = (old + 2) % 3;
+  auto schedule = [&](seconds ahead) {
+    std::string answer;
+    int code = cluster_->restCall(
+        old, "POST", "/switchover",
+        fmt::format(R"({{"leader": "{}", "candidate": "{}", "scheduled_at": "{}"}})",
+                    cluster_->name(old), cluster_->name(candidate),
+                    formatIsoTime(std::chrono::system_clock::now() + ahead)),
+        &answer);
+    EXPECT_EQ(answer, code == 202 ? "Switchover scheduled" : answer);
+    return code;
+  };
+  ASSERT_EQ(schedule(seconds(60)), 202);
+  std::string answer;
+  EXPECT_EQ(cluster_->restCall(old, "DELETE", "/switchover", "", &answer), 200);
+  EXPECT_EQ(answer, "scheduled switchover deleted");
+  EXPECT_EQ(cluster_->restCall(old, "DELETE", "/switchover", "", &answer), 404);
+
+  ASSERT_EQ(schedule(seconds(4)), 202);
+  const auto scheduled = std::chrono::steady_clock::now() + seconds(4);
+  std::this_thread::sleep_for(seconds(2));
+  EXPECT_EQ(cluster_->primaryIndex(), old) << "the switchover ran before its time";
+  ASSERT_TRUE(waitForPrimary(candidate, Millis(seconds(20))));
+  EXPECT_GE(std::chrono::steady_clock::now(), scheduled);
+  EXPECT_TRUE(cluster_->waitHealthy(Millis(seconds(30))));
+}
+
+TEST_F(ClusterOpsTest, FailoverToANamedCandidateWorksWithoutAHealthyLeader) {
+  startCluster();
+  const int old = *cluster_->primaryIndex();
+  const int candidate = (old + 1) % 3;
+  ASSERT_TRUE(
+      writeThroughHaproxy("CREATE TABLE f (v int); INSERT INTO f VALUES (1)", Millis(seconds(20))));
+  ASSERT_TRUE(waitUntil([&] { return count(cluster_->nodeParams(candidate), "f") == 1; },
+                        Millis(seconds(10))));
+  cluster_->signalAgent(old, SIGKILL);
+  cluster_->killPostmaster(old);
+  std::string answer;
+  EXPECT_EQ(cluster_->restCall(candidate, "POST", "/failover",
+                               fmt::format(R"({{"candidate": "{}"}})", cluster_->name(candidate)),
+                               &answer),
+            200)
+      << answer;
+  EXPECT_EQ(answer, fmt::format("Successfully failed over to \"{}\"", cluster_->name(candidate)));
+  EXPECT_TRUE(waitForPrimary(candidate, Millis(seconds(10))));
+  EXPECT_EQ(count(cluster_->nodeParams(candidate), "f"), 1);
+  ASSERT_TRUE(cluster_->startAgent(old).ok());
+  EXPECT_TRUE(cluster_->waitHealthy(Millis(seconds(90))));
+  EXPECT_EQ(cluster_->primaryIndex(), candidate);
+}
+
+TEST_F(ClusterOpsTest, PauseStopsEveryAutomaticActionUntilResume) {
+  startCluster();
+  const int old = *cluster_->primaryIndex();
+  std::string answer;
+  EXPECT_EQ(cluster_->restCall(old, "PATCH", "/config", R"({"pause": "maybe"})", &answer), 400);
+  EXPECT_EQ(cluster_->restCall(old, "PATCH", "/config", R"({"pause": true})", &answer), 200)
+      << answer;
+  EXPECT_EQ(nlohmann::json::parse(answer).value("pause", false), true);
+  ASSERT_TRUE(waitUntil([&] { return everyMemberReportsPause(true); }, Millis(seconds(10))));
+  std::string list;
+  EXPECT_EQ(cluster_->restGet((old + 1) % 3, "/cluster", &list), 200);
+  EXPECT_EQ(nlohmann::json::parse(list).value("pause", false), true);
+
+  // A switchover is refused while paused.
+  EXPECT_EQ(cluster_->restCall(old, "POST", "/switchover",
+                               fmt::format(R"({{"leader": "{}"}})", cluster_->name(old)), &answer),
+            409);
+
+  // The primary's server dies: nobody restarts it and nobody takes over, for longer than a ttl.
+  cluster_->killPostmaster(old);
+  std::this_thread::sleep_for(seconds(8));
+  EXPECT_EQ(cluster_->postmasterPid(old) > 0 && processAlive(cluster_->postmasterPid(old)), false)
+      << "the paused agent restarted PostgreSQL";
+  EXPECT_TRUE(cluster_->primaryIndexes().empty()) << "a member took over while paused";
+
+  EXPECT_EQ(cluster_->restCall((old + 1) % 3, "PATCH", "/config", R"({"pause": null})", &answer),
+            200)
+      << answer;
+  EXPECT_TRUE(cluster_->waitHealthy(Millis(seconds(60))));
+  EXPECT_TRUE(everyMemberReportsPause(false));
+}
+
+TEST_F(ClusterOpsTest, ConfigChangesReachEveryAgentWithoutARestart) {
+  startCluster();
+  const int primary = *cluster_->primaryIndex();
+  std::string answer;
+  EXPECT_EQ(cluster_->restCall(primary, "PATCH", "/config", R"({"ttl": 1})", &answer), 400);
+  EXPECT_NE(answer.find("ttl must be an integer of at least 2"), std::string::npos) << answer;
+  EXPECT_EQ(cluster_->restCall(primary, "PATCH", "/config",
+                               R"({"ttl": 8, "loop_wait": 2, "maximum_lag_on_failover": 2097152})",
+                               &answer),
+            200)
+      << answer;
+  // Every agent reads the key on its next loop: no restart.
+  EXPECT_TRUE(waitUntil(
+      [&] {
+        for (int i = 0; i < cluster_->nodes(); ++i) {
+          std::string body;
+          cluster_->restGet(i, "/config", &body);
+          auto doc = nlohmann::json::parse(body, nullptr, false);
+          if (!doc.is_object() || doc.value("ttl", 0) != 8 || doc.value("loop_wait", 0) != 2)
+            return false;
+        }
+        return true;
+      },
+      Millis(seconds(10))));
+  std::string metrics;
+  EXPECT_TRUE(waitUntil(
+      [&] {
+        cluster_->restGet(primary, "/metrics", &metrics);
+        return metrics.find(fmt::format("pgfleet_ttl_seconds{{scope=\"itest\",member=\"{}\"}} 8\n",
+                                        cluster_->name(primary))) != std::string::npos;
+      },
+      Millis(seconds(10))))
+      << metrics.substr(0, 2000);
+  EXPECT_TRUE(cluster_->waitHealthy(Millis(seconds(20))));
+}
+
+TEST_F(ClusterOpsTest, PgfleetctlAndPatronictlDriveTheSameCluster) {
+  startCluster();
+  const int first = *cluster_->primaryIndex();
+  const int second = (first + 1) % 3;
+  const int third = (first + 2) % 3;
+  std::string out;
+
+  EXPECT_EQ(
+      ctl(PGFLEET_CTL_BIN, {"switchover", "--candidate", cluster_->name(second), "--force"}, &out),
+      0)
+      << out;
+  EXPECT_NE(out.find(fmt::format("Successfully switched over to \"{}\"", cluster_->name(second))),
+            std::string::npos)
+      << out;
+  EXPECT_TRUE(waitForPrimary(second, Millis(seconds(10))));
+  ASSERT_TRUE(cluster_->waitHealthy(Millis(seconds(30))));
+
+  // patronictl speaks to pgfleet's REST API the same way.
+  EXPECT_EQ(ctl("patronictl",
+                {"switchover", "--leader", cluster_->name(second), "--candidate",
+                 cluster_->name(third), "--force"},
+                &out),
+            0)
+      << out;
+  EXPECT_NE(out.find(fmt::format("Successfully switched over to \"{}\"", cluster_->name(third))),
+            std::string::npos)
+      << out;
+  EXPECT_TRUE(waitForPrimary(third, Millis(seconds(10))));
+  ASSERT_TRUE(cluster_->waitHealthy(Millis(seconds(30))));
+
+  EXPECT_EQ(ctl("patronictl", {"pause", "--wait"}, &out), 0) << out;
+  EXPECT_TRUE(everyMemberReportsPause(true));
+  EXPECT_EQ(ctl(PGFLEET_CTL_BIN, {"pause"}, &out), 1) << out;
+  EXPECT_NE(out.find("pgfleetctl: cluster is already paused"), std::string::npos) << out;
+  EXPECT_EQ(ctl("patronictl", {"resume", "--wait"}, &out), 0) << out;
+  EXPECT_TRUE(everyMemberReportsPause(false));
+  EXPECT_EQ(ctl(PGFLEET_CTL_BIN, {"pause", "--wait"}, &out), 0) << out;
+  EXPECT_TRUE(everyMemberReportsPause(true));
+  EXPECT_EQ(ctl(PGFLEET_CTL_BIN, {"resume", "--wait"}, &out), 0) << out;
+  EXPECT_TRUE(everyMemberReportsPause(false));
+
+  EXPECT_EQ(ctl(PGFLEET_CTL_BIN,
+                {"edit-config", "--set", "loop_wait=2", "--pg", "work_mem=8MB", "--force"}, &out),
+            0)
+      << out;
+  for (const std::string& tool : {std::string(PGFLEET_CTL_BIN), std::string("patronictl")}) {
+    EXPECT_EQ(ctl(tool, {"show-config"}, &out), 0) << out;
+    EXPECT_NE(out.find("loop_wait: 2"), std::string::npos) << tool << ":\n" << out;
+    EXPECT_NE(out.find("work_mem: 8MB"), std::string::npos) << tool << ":\n" << out;
+  }
+
+  // Two switchovers: two timeline switches in the history, each naming its new leader.
+  EXPECT_EQ(ctl(PGFLEET_CTL_BIN, {"history", "-f", "json"}, &out), 0) << out;
+  auto history = nlohmann::json::parse(out, nullptr, false);
+  ASSERT_TRUE(history.is_array()) << out;
+  ASSERT_GE(history.size(), 2u);
+  EXPECT_EQ(history[history.size() - 2][4], cluster_->name(second));
+  EXPECT_EQ(history.back()[4], cluster_->name(third));
+
+  // Without the credentials the REST API refuses, and pgfleetctl says so in one line.
+  CommandSpec spec;
+  spec.argv = {PGFLEET_CTL_BIN, "--etcd", cluster_->etcdEndpoint(), "--scope", "itest", "pause"};
+  auto refused = runCommand(spec, Millis(seconds(30)));
+  ASSERT_TRUE(refused.ok());
+  EXPECT_EQ(refused->exit_code, 1);
+  EXPECT_NE(refused->output.find("refused the credentials (401)"), std::string::npos)
+      << refused->output;
+}
+
+}  // namespace
+}  // namespace pgf::testing
