@@ -10,16 +10,7 @@ set -euo pipefail
 # shellcheck source=bench/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-TIMINGS="30/10/10"
-bench_parse_common "$@"
-set -- "${BENCH_ARGS[@]+"${BENCH_ARGS[@]}"}"
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --timing) TIMINGS=$2; shift 2 ;;
-    -h | --help) bench_usage; exit 0 ;;
-    *) bench_die "unknown option $1" ;;
-  esac
-done
+bench_parse_args "30/10/10" "$@"
 
 bench_setup bootstrap
 

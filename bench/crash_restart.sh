@@ -9,16 +9,7 @@ set -euo pipefail
 # shellcheck source=bench/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-TIMINGS="30/10/10,5/1/2,2/1/2"
-bench_parse_common "$@"
-set -- "${BENCH_ARGS[@]+"${BENCH_ARGS[@]}"}"
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --timing) TIMINGS=$2; shift 2 ;;
-    -h | --help) bench_usage; exit 0 ;;
-    *) bench_die "unknown option $1" ;;
-  esac
-done
+bench_parse_args "30/10/10,5/1/2,2/1/2" "$@"
 
 bench_setup crash_restart
 

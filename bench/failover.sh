@@ -3,22 +3,16 @@
 # would) while failover_probe writes through HAProxy, and measure how long writes stopped, how much
 # of that came after the leader lease expired in etcd, and whether acknowledged rows were lost.
 #
-# usage: bench/failover.sh [--agent pgfleet|patroni|both] [--runs 5]
+# With --synchronous both agents run with synchronous_mode on (the same YAML), and each kill waits
+# until the sync key names a synchronous standby.
+#
+# usage: bench/failover.sh [--agent pgfleet|patroni|both] [--runs 5] [--synchronous]
 #                          [--timing 30/10/10,5/1/2,2/1/2] [--out results.jsonl] [--keep]
 set -euo pipefail
 # shellcheck source=bench/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-TIMINGS="30/10/10,5/1/2,2/1/2"
-bench_parse_common "$@"
-set -- "${BENCH_ARGS[@]+"${BENCH_ARGS[@]}"}"
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --timing) TIMINGS=$2; shift 2 ;;
-    -h | --help) bench_usage; exit 0 ;;
-    *) bench_die "unknown option $1" ;;
-  esac
-done
+bench_parse_args "30/10/10,5/1/2,2/1/2" "$@"
 
 bench_setup failover
 

@@ -238,6 +238,7 @@ bootstrap:
     loop_wait: $loop_wait
     retry_timeout: $retry_timeout
     maximum_lag_on_failover: 1048576
+    synchronous_mode: $([ "${BENCH_SYNCHRONOUS:-0}" = 1 ] && echo true || echo false)
     postgresql:
       use_pg_rewind: true
       use_slots: true
@@ -511,6 +512,15 @@ bench_etcd_get() {
     jq -r '.kvs[0].value // empty' | base64 -d 2>/dev/null
 }
 
+# True when the sync key names a synchronous standby of the current leader (synchronous mode).
+bench_sync_standby_named() {
+  local leader sync
+  leader=$(bench_etcd_get "$(bench_leader_key)") || return 1
+  sync=$(bench_etcd_get "${BENCH_NAMESPACE}${SCOPE}/sync") || return 1
+  [ -n "$leader" ] && jq -e --arg l "$leader" '.leader == $l and (.sync_standby // "") != ""' \
+    <<<"$sync" >/dev/null 2>&1
+}
+
 # Number of entries in the cluster's history key (one per promotion after the first).
 bench_history_length() {
   local h
@@ -589,6 +599,10 @@ bench_kill_run() {
   bench_start_agents "$agent"
   if ! boot_ms=$(bench_wait_healthy 180); then
     bench_fail_run "$bench" "$agent" "$timing" "$run" "cluster did not become healthy"
+    return 0
+  fi
+  if [ "$BENCH_SYNCHRONOUS" = 1 ] && ! bench_wait_for 60 bench_sync_standby_named; then
+    bench_fail_run "$bench" "$agent" "$timing" "$run" "no synchronous standby named in the sync key"
     return 0
   fi
   bench_lease_watch_start "$RUN_DIR/lease.log" 0.05
@@ -687,6 +701,7 @@ BENCH_AGENT=both
 BENCH_RUNS=5
 BENCH_OUT=""
 BENCH_KILL_DELAY=loop_wait
+BENCH_SYNCHRONOUS=0
 BENCH_SEED=$(($(date +%s) % 32768))
 declare -a BENCH_ARGS=()
 # The preamble every benchmark shares: root, the agents to measure (each checked), the result file.
@@ -712,6 +727,23 @@ bench_for_each_run() {
         bench_cluster_destroy
       done
     done
+  done
+}
+
+# Parses the common options, --timing (default: $1) and --synchronous; sets TIMINGS and
+# BENCH_SYNCHRONOUS. bench_parse_args <default timings> "$@"
+bench_parse_args() {
+  TIMINGS=$1
+  shift
+  bench_parse_common "$@"
+  set -- "${BENCH_ARGS[@]+"${BENCH_ARGS[@]}"}"
+  while [ $# -gt 0 ]; do
+    case "$1" in
+      --timing) TIMINGS=$2; shift 2 ;;
+      --synchronous) BENCH_SYNCHRONOUS=1; shift ;;
+      -h | --help) bench_usage; exit 0 ;;
+      *) bench_die "unknown option $1" ;;
+    esac
   done
 }
 

@@ -10,6 +10,7 @@
 #include "common/process.h"
 #include "ha/divergence.h"
 #include "ha/switchover.h"
+#include "ha/sync.h"
 #include "postgres/lsn.h"
 #include "postgres/timeline.h"
 
@@ -24,6 +25,10 @@ constexpr Millis kStartTimeout{60000};
 constexpr Millis kStopTimeout{60000};
 constexpr Millis kPromoteTimeout{30000};
 constexpr Millis kFenceStopTimeout{10000};
+// A switchover waits at most this long for a load balancer's next health check before it stops
+// the old primary, if one checked within kCheckerActiveWithin.
+constexpr Millis kDrainWait{1000};
+constexpr Millis kCheckerActiveWithin{5000};
 // The fence and lease-keeper threads wait for notifications; this only bounds one wait.
 constexpr Millis kIdleWaitCap{60000};
 
@@ -51,6 +56,26 @@ bool splitConnUrl(const std::string& url, std::string* host, int* port) {
 
 std::string restConnectAddress(const RestApiSettings& r) {
   return r.connect_address.empty() ? r.listen : r.connect_address;
+}
+
+// The config key's postgresql.parameters as postgresql.conf values (true is "on", as in Patroni).
+std::map<std::string, std::string> clusterParameters(const nlohmann::json& config) {
+  std::map<std::string, std::string> out;
+  auto pg = config.find("postgresql");
+  if (pg == config.end() || !pg->is_object())
+    return out;
+  auto params = pg->find("parameters");
+  if (params == pg->end() || !params->is_object())
+    return out;
+  for (const auto& [name, value] : params->items()) {
+    if (value.is_string())
+      out[name] = value.get<std::string>();
+    else if (value.is_boolean())
+      out[name] = value.get<bool>() ? "on" : "off";
+    else if (value.is_number())
+      out[name] = value.dump();
+  }
+  return out;
 }
 
 std::vector<WalSender> parseWalSenders(const nlohmann::json& rows) {
@@ -93,6 +118,7 @@ Agent::Agent(AgentConfig config, DcsPtr dcs, PostgresControllerPtr postgres, con
   settings_ = config_.bootstrap_dcs;
   timing_ = deriveTiming(settings_);
   min_ttl_ = settings_.ttl;
+  ssn_applied_ = kUnknownSsn;
   status_.scope = config_.scope;
   status_.name = config_.name;
   status_.version = PGFLEET_VERSION;
@@ -126,6 +152,13 @@ void Agent::requestStop() {
 AgentStatus Agent::status() const {
   std::lock_guard<std::mutex> lk(mu_);
   return status_;
+}
+
+AgentStatus Agent::freshStatus() const {
+  LocalPostgres pg = pg_->probe();
+  AgentStatus s = status();
+  s.pg = pg;
+  return s;
 }
 
 int Agent::run() {
@@ -166,6 +199,11 @@ int Agent::run() {
         break;
       if (dcs_->waitForChange(rev, std::chrono::duration_cast<Millis>(next - now) + Millis(1)))
         break;
+      {
+        std::lock_guard<std::mutex> lk(mu_);
+        if (!node_requests_.empty())
+          break;  // an operator's restart or reload waits for us
+      }
       if (postmaster > 0 && !processAlive(postmaster)) {
         spdlog::warn("postgresql (pid {}) exited", postmaster);
         break;
@@ -182,11 +220,17 @@ MonoTime Agent::nextCycleAt() const {
   MonoTime next = last_cycle_start_ + interval;
   if (switchover_at_)
     next = std::min(next, *switchover_at_);
+  if (sync_recheck_at_)
+    next = std::min(next, *sync_recheck_at_);
   return next;
 }
 
 void Agent::cycle() {
   reapZombieChildren();
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    sync_recheck_at_.reset();
+  }
   LocalPostgres pg = pg_->probe();
   auto loaded = dcs_->load();
   std::optional<ClusterView> cluster;
@@ -208,6 +252,17 @@ void Agent::cycle() {
   }
   dcs_->setTtl(settings_.ttl);
   dcs_->setRequestTimeout(timing_.request_timeout);
+  if (cluster && cluster->config && cluster->config->is_object() && !pg.data_dir_empty)
+    applyClusterParameters(clusterParameters(*cluster->config));
+  bool requests = false;
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    requests = !node_requests_.empty();
+  }
+  if (requests) {
+    serveNodeRequests(cluster ? &*cluster : nullptr, pg);
+    pg = pg_->probe();
+  }
 
   in.now = clock_.now();
   in.wall_now = clock_.wallNow();
@@ -289,6 +344,120 @@ void Agent::cycle() {
   status_.replication = std::move(replication);
   if (cluster)
     status_.dcs_last_seen = clock_.wallNow();
+}
+
+void Agent::notePrimaryCheck() {
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    ++primary_checks_;
+    last_primary_check_ = clock_.now();
+  }
+  primary_check_cv_.notify_all();
+}
+
+Status Agent::restartPostgres(Millis timeout) {
+  return submit(NodeRequestKind::kRestart, timeout);
+}
+
+Status Agent::reloadPostgres(Millis timeout) {
+  return submit(NodeRequestKind::kReload, timeout);
+}
+
+Status Agent::submit(NodeRequestKind kind, Millis timeout) {
+  auto done = std::make_shared<std::promise<Status>>();
+  auto result = done->get_future();
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    node_requests_.push_back(NodeRequest{kind, done});
+  }
+  dcs_->wake();
+  if (result.wait_for(timeout) != std::future_status::ready)
+    return makeError(
+        ErrorCode::kTimeout,
+        fmt::format("not done within {} s (it may still complete)",
+                    std::chrono::duration_cast<std::chrono::seconds>(timeout).count()));
+  return result.get();
+}
+
+void Agent::serveNodeRequests(const ClusterView* cluster, const LocalPostgres& pg) {
+  std::vector<NodeRequest> requests;
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    requests.swap(node_requests_);
+  }
+  bool restarted = false;
+  Status restart_status;
+  for (auto& r : requests) {
+    if (r.kind == NodeRequestKind::kReload) {
+      spdlog::info("reload requested through the rest api");
+      auto st = pg_->reload();
+      r.done->set_value(st.ok() ? okStatus() : st.error().wrap("reload"));
+      continue;
+    }
+    // Several restart requests waiting together are served by one restart.
+    if (!restarted) {
+      spdlog::info("restart requested through the rest api");
+      restart_status = restartServer(cluster, pg);
+      restarted = true;
+    }
+    r.done->set_value(restart_status);
+  }
+}
+
+Status Agent::restartServer(const ClusterView* cluster, const LocalPostgres& pg) {
+  if (!pg.running)
+    return makeError(ErrorCode::kInvalidArgument, "restart: postgresql is not running");
+  bool leading = false;
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    leading = memory_.lease_deadline.has_value();
+  }
+  if (!pg.in_recovery && !leading)
+    return makeError(ErrorCode::kInvalidArgument,
+                     "restart: running as a primary without the lease (the loop demotes it)");
+  setActivity("restarting");
+  Status st;
+  if (!pg.in_recovery) {
+    LeaseKeeper keep(*this);  // we keep leading through the restart
+    ignoreError(pg_->checkpoint(kStopTimeout), "only shortens the stop");
+    st = pg_->stop(StopMode::kFast, kStopTimeout);
+    if (st.ok())
+      st = pg_->start(nullptr, kStartTimeout);
+  } else {
+    std::string following;
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      following = memory_.following;
+    }
+    auto up = upstreamFor(cluster, following);
+    if (!up)
+      up = upstreamFor(cluster, "");
+    st = pg_->stop(StopMode::kFast, kStopTimeout);
+    if (st.ok())
+      st = pg_->start(&*up, kStartTimeout);
+  }
+  setActivity("");
+  if (!st.ok()) {
+    spdlog::error("restart: {}", st.error().message);
+    return st.error().wrap("restart");
+  }
+  spdlog::info("restart: PostgreSQL restarted as {}", pg.in_recovery ? "a standby" : "primary");
+  return okStatus();
+}
+
+void Agent::applyClusterParameters(const std::map<std::string, std::string>& params) {
+  auto changed = pg_->setClusterParameters(params);
+  if (!changed.ok()) {
+    if (params != rejected_parameters_)
+      spdlog::error("{}; keeping the parameters in effect", changed.error().message);
+    rejected_parameters_ = params;
+    return;
+  }
+  rejected_parameters_.clear();
+  if (*changed)
+    spdlog::info(
+        "the cluster's postgresql.parameters changed: configuration rewritten and "
+        "PostgreSQL reloaded");
 }
 
 void Agent::setActivity(const std::string& activity) {
@@ -463,6 +632,12 @@ void Agent::execute(const Decision& d, const HaInput& in) {
       MonoTime detected = leader_missing_since_.value_or(in.now);
       if (!renewOrAcquire(!ours))
         return;
+      if (settings_.synchronous_mode && !prepareSynchronousPrimary(true)) {
+        ignoreError(dcs_->deleteLeader(), "the lease expires anyway");
+        std::lock_guard<std::mutex> lk(mu_);
+        clearDeadline();
+        return;
+      }
       MonoTime acquired = clock_.now();
       Status st;
       {
@@ -554,6 +729,9 @@ void Agent::execute(const Decision& d, const HaInput& in) {
     case Action::kStartPrimary: {
       if (!renewOrAcquire(false))
         return;
+      if (settings_.synchronous_mode && ssn_applied_ == kUnknownSsn &&
+          !prepareSynchronousPrimary(false))
+        return;
       Status st;
       {
         LeaseKeeper keep(*this);  // crash recovery may take longer than the lease
@@ -589,6 +767,20 @@ void Agent::handOver(const Decision& d, const HaInput& in) {
     auto checkpoint = pg_->checkpoint(kStopTimeout);
     if (!checkpoint.ok())
       spdlog::warn("switchover: {} (stopping anyway)", checkpoint.error().message);
+    // From here on this node takes no writes: health checks say so at once, so that a load
+    // balancer stops sending clients here while the server is still shutting down (HAProxy
+    // otherwise waits a second before it retries a refused connection to a server it still
+    // believes up).
+    {
+      // When a load balancer polls our health checks, let it see the change before the server
+      // goes away (bounded: one check interval is well under a second).
+      std::unique_lock<std::mutex> lk(mu_);
+      status_.is_leader = false;
+      status_.state = "stopping";
+      const int64_t seen = primary_checks_;
+      if (last_primary_check_ && clock_.now() - *last_primary_check_ < kCheckerActiveWithin)
+        primary_check_cv_.wait_for(lk, kDrainWait, [&] { return primary_checks_ > seen; });
+    }
     // A clean stop: PostgreSQL sends every WAL record, up to its shutdown checkpoint, to the
     // connected standbys before it exits, so the candidate holds all of it and our history stays
     // a prefix of the one it continues: we rejoin without a rewind.
@@ -652,7 +844,105 @@ void Agent::recordPromotion(const ClusterView& cluster, int old_timeline, int64_
     spdlog::warn("writing history: {}", st.error().message);
 }
 
+bool Agent::prepareSynchronousPrimary(bool write_key) {
+  if (write_key) {
+    auto st = dcs_->setSync(syncStateJson(SyncState{config_.name, {}}));
+    if (!st.ok()) {
+      spdlog::error("synchronous mode: writing the sync key before promoting: {}",
+                    st.error().message);
+      return false;
+    }
+  }
+  auto st = pg_->setSynchronousStandbyNames(std::string("*"));
+  if (!st.ok()) {
+    spdlog::error("synchronous mode: {}", st.error().message);
+    return false;
+  }
+  ssn_applied_ = "*";
+  ssn_managed_ = true;
+  return true;
+}
+
+void Agent::manageSync(const ClusterView& cluster, const LocalPostgres& pg) {
+  auto current = cluster.sync ? parseSyncState(*cluster.sync) : std::nullopt;
+  if (!settings_.synchronous_mode) {
+    if (ssn_managed_) {
+      auto st = pg_->setSynchronousStandbyNames(std::nullopt);
+      if (st.ok()) {
+        ssn_managed_ = false;
+        ssn_applied_ = kUnknownSsn;
+        spdlog::info("synchronous mode off: synchronous_standby_names is no longer managed");
+      }
+    }
+    if (current && current->leader == config_.name)
+      ignoreError(dcs_->setSync(nlohmann::json::object()), "rewritten next loop if it failed");
+    seen_sync_at_.clear();
+    return;
+  }
+  SyncInput in;
+  in.self = config_.name;
+  in.node_count = settings_.synchronous_node_count;
+  in.strict = settings_.synchronous_mode_strict;
+  in.cluster = &cluster;
+  in.applied_ssn = ssn_applied_;
+  in.primary_lsn = pg.wal_position;
+  in.seen_sync_at = seen_sync_at_;
+  auto rows = pg_->replicationInfo();
+  if (rows.ok() && rows->is_array()) {
+    for (const auto& row : *rows) {
+      ReplicaConnection r;
+      r.name = row.value("application_name", "");
+      r.state = row.value("state", "");
+      r.sync_state = row.value("sync_state", "");
+      if (row.contains("flush_lsn") && row["flush_lsn"].is_string()) {
+        auto lsn = parseLsn(row["flush_lsn"].get<std::string>());
+        if (lsn.ok())
+          r.flush_lsn = *lsn;
+      }
+      in.replication.push_back(std::move(r));
+    }
+  }
+  SyncPlan plan = planSync(in);
+  if (plan.write_before) {
+    auto st = dcs_->setSync(syncStateJson(*plan.write_before));
+    if (!st.ok()) {
+      spdlog::warn("synchronous mode: writing the sync key: {}", st.error().message);
+      return;  // a standby must leave the key before it leaves synchronous_standby_names
+    }
+  }
+  if (plan.ssn) {
+    auto st = pg_->setSynchronousStandbyNames(*plan.ssn);
+    if (!st.ok()) {
+      spdlog::warn("synchronous mode: {}", st.error().message);
+      return;
+    }
+    ssn_applied_ = *plan.ssn;
+    ssn_managed_ = true;
+    spdlog::info("synchronous mode: synchronous_standby_names = '{}'", *plan.ssn);
+  }
+  if (plan.write_after) {
+    auto st = dcs_->setSync(syncStateJson(*plan.write_after));
+    if (!st.ok()) {
+      spdlog::warn("synchronous mode: writing the sync key: {}", st.error().message);
+      return;
+    }
+    spdlog::info("synchronous mode: synchronous standbys now {}",
+                 syncStateJson(*plan.write_after).dump());
+  }
+  seen_sync_at_ = plan.seen_sync_at;
+  // A standby about to count is checked again soon rather than a whole loop later.
+  bool pending = plan.ssn.has_value();
+  for (const auto& [name, lsn] : plan.seen_sync_at)
+    if (!plan.write_after || !plan.write_after->matches(name))
+      pending = true;
+  if (pending) {
+    std::lock_guard<std::mutex> lk(mu_);
+    sync_recheck_at_ = clock_.now() + Millis(200);
+  }
+}
+
 void Agent::leaderHousekeeping(const ClusterView& cluster, const LocalPostgres& pg) {
+  manageSync(cluster, pg);
   if (pg.wal_position != last_optime_) {
     auto st = dcs_->setStatus({{"optime", pg.wal_position}});
     if (st.ok())
@@ -778,6 +1068,15 @@ void Agent::fenceLoop() {
 }
 
 void Agent::shutdown() {
+  {
+    std::vector<NodeRequest> requests;
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      requests.swap(node_requests_);
+    }
+    for (auto& r : requests)
+      r.done->set_value(makeError(ErrorCode::kUnsupported, "the agent is shutting down"));
+  }
   bool leader = false;
   {
     std::lock_guard<std::mutex> lk(mu_);

@@ -7,10 +7,14 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <future>
+#include <map>
+#include <memory>
 #include <mutex>
 #include <set>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "agent/config.h"
 #include "agent/member_data.h"
@@ -40,8 +44,30 @@ class Agent {
   void requestStop();
 
   AgentStatus status() const;
+  // The last published status with PostgreSQL probed afresh (for REST actions that must not
+  // judge this member by a snapshot up to one loop old).
+  AgentStatus freshStatus() const;
+
+  // Operator requests, carried out by the HA loop between two of its steps (so that they never
+  // race an action of its own); each blocks until done or `timeout`, then says how it went.
+  // Restart: PostgreSQL stops (fast) and starts again in its role, the leader keeping its lease
+  // meanwhile. Reload: the configuration files are rewritten and PostgreSQL reloads them.
+  Status restartPostgres(Millis timeout);
+  // Counts a health check of the primary family answered by the REST API (see handOver).
+  void notePrimaryCheck();
+  Status reloadPostgres(Millis timeout);
 
  private:
+  enum class NodeRequestKind { kRestart, kReload };
+  struct NodeRequest {
+    NodeRequestKind kind;
+    std::shared_ptr<std::promise<Status>> done;
+  };
+  Status submit(NodeRequestKind kind, Millis timeout);
+  // Carries out the requests waiting, before the cycle's own decision.
+  void serveNodeRequests(const ClusterView* cluster, const LocalPostgres& pg);
+  Status restartServer(const ClusterView* cluster, const LocalPostgres& pg);
+
   void cycle();
   void execute(const Decision& d, const HaInput& in);
   void publish(const HaInput& in, const Decision& d, const std::string& activity);
@@ -50,9 +76,16 @@ class Agent {
   // Carries out kSwitchover: checkpoint, clean stop, release the lease, rejoin as a standby.
   void handOver(const Decision& d, const HaInput& in);
   void clearSwitchoverRequest();
+  // Applies the config key's postgresql.parameters (reload; see setClusterParameters).
+  void applyClusterParameters(const std::map<std::string, std::string>& params);
   // Forgets the lease deadline (we no longer lead) and disarms the watchdog. Caller holds mu_.
   void clearDeadline();
   void leaderHousekeeping(const ClusterView& cluster, const LocalPostgres& pg);
+  // Synchronous mode on the leader: synchronous_standby_names and the sync key (ha/sync.h).
+  void manageSync(const ClusterView& cluster, const LocalPostgres& pg);
+  // Before this node starts or is promoted as primary in synchronous mode: the sync key names it
+  // alone and every commit waits for a standby until manageSync picks them. False on failure.
+  bool prepareSynchronousPrimary(bool write_key);
   void fenceLoop();
   void keeperLoop();
 
@@ -113,7 +146,18 @@ class Agent {
   std::set<std::string> last_slots_;
   std::string synced_with_;    // the leader we were last cloned or rewound from ("" when none)
   std::string diverged_from_;  // the leader our WAL was seen to diverge from ("" when none)
-  std::optional<MonoTime> switchover_at_;  // when a scheduled switchover is due (guarded by mu_)
+  std::vector<NodeRequest> node_requests_;  // guarded by mu_
+  // Primary-family health checks answered, and when the last one was (guarded by mu_).
+  int64_t primary_checks_ = 0;
+  std::optional<MonoTime> last_primary_check_;
+  std::condition_variable primary_check_cv_;
+  std::map<std::string, std::string> rejected_parameters_;  // the last set PostgreSQL refused
+  std::optional<MonoTime> switchover_at_;
+  std::optional<MonoTime> sync_recheck_at_;  // a standby is about to count as synchronous
+  std::string ssn_applied_;                  // synchronous_standby_names set (kUnknownSsn: unknown)
+  bool ssn_managed_ = false;                 // we set synchronous_standby_names ourselves
+  std::map<std::string, int64_t>
+      seen_sync_at_;  // when a scheduled switchover is due (guarded by mu_)
 };
 
 }  // namespace pgf

@@ -8,6 +8,7 @@
 #include "agent/dynamic_config.h"
 #include "ha/candidate.h"
 #include "ha/switchover.h"
+#include "ha/sync.h"
 
 namespace pgf {
 namespace {
@@ -128,12 +129,20 @@ HttpReply ClusterActions::requestHandover(const std::string& body, bool failover
       return text(412, fmt::format("{} is not possible: {} is already the leader", action, wanted));
     const HaSettings settings = status_().settings;
     const int64_t position = leaderPosition(cluster);
+    // In synchronous mode only the standbys the sync key names hold every acknowledged commit.
+    std::optional<SyncState> sync;
+    if (settings.synchronous_mode && cluster.sync)
+      sync = parseSyncState(*cluster.sync);
+    if (sync && !wanted.empty() && !sync->matches(wanted))
+      return text(412, "candidate name does not match with sync_standby");
     std::string limits;
     bool possible = false;
     for (const auto& p : peers_(cluster)) {
       if (p.name == current || (!wanted.empty() && p.name != wanted))
         continue;
-      auto limit = candidateLimitation(p, position, settings);
+      auto limit = sync && !sync->matches(p.name)
+                       ? std::optional<std::string>("not a synchronous standby")
+                       : candidateLimitation(p, position, settings);
       if (!limit) {
         possible = true;
         break;
@@ -236,6 +245,53 @@ HttpReply ClusterActions::changeConfig(const std::string& body, bool patch) {
   json merged = *loaded->config;
   merged.merge_patch(request);
   return writeConfig(merged, *loaded);
+}
+
+HttpReply ClusterActions::restart(const std::string& body) {
+  json request = json::object();
+  if (!body.empty()) {
+    request = json::parse(body, nullptr, false);
+    if (!request.is_object())
+      return text(400, "the request body must be a JSON object");
+  }
+  for (const auto& [key, value] : request.items()) {
+    if (key == "schedule")
+      return text(400, "scheduled restarts are not supported: restart now or at the time");
+    if (key != "role" && key != "restart_pending")
+      return text(400, fmt::format("unknown restart condition \"{}\"", key));
+    if (key == "role" && !value.is_string())
+      return text(400, "\"role\" must be a string");
+    if (key == "restart_pending" && !value.is_boolean())
+      return text(400, "\"restart_pending\" must be true or false");
+  }
+  const AgentStatus s = status_();
+  if (auto role = request.find("role"); role != request.end()) {
+    std::string wanted = role->get<std::string>();
+    if (wanted == "master")
+      wanted = "primary";
+    if (wanted != "primary" && wanted != "replica")
+      return text(400, "\"role\" must be primary or replica");
+    const bool primary = s.pg.running && !s.pg.in_recovery;
+    if ((wanted == "primary") != primary)
+      return text(412, "restart conditions are not satisfied");
+  }
+  if (request.value("restart_pending", false) && !s.pg.pending_restart)
+    return text(412, "restart conditions are not satisfied");
+  auto st = node_.restart(kRestartWait);
+  if (!st.ok())
+    return text(503, "restart failed: " + st.error().message);
+  return text(200, "restarted successfully");
+}
+
+HttpReply ClusterActions::cancelRestart() {
+  return text(404, "no restarts are scheduled");
+}
+
+HttpReply ClusterActions::reload() {
+  auto st = node_.reload(Millis(30000));
+  if (!st.ok())
+    return text(503, "reload failed: " + st.error().message);
+  return text(202, "reload scheduled");
 }
 
 HttpReply ClusterActions::patchConfig(const std::string& body) {

@@ -44,6 +44,23 @@ class ClusterActions {
   HttpReply patchConfig(const std::string& body);
   HttpReply putConfig(const std::string& body);
 
+  // This member's PostgreSQL, through the agent's HA loop (Agent::restartPostgres and
+  // reloadPostgres in production). Without them, the node endpoints answer 501.
+  struct NodeControl {
+    std::function<Status(Millis)> restart;
+    std::function<Status(Millis)> reload;
+  };
+  void setNodeControl(NodeControl control) { node_ = std::move(control); }
+  bool hasNodeControl() const { return node_.restart && node_.reload; }
+  // POST /restart: optional JSON {"role": "primary"|"master"|"replica", "restart_pending": true}
+  // conditions (412 when they do not hold); 200 "restarted successfully" once PostgreSQL runs
+  // again, 503 "restart failed: ..." otherwise. "schedule" is refused (400): no scheduled restarts.
+  HttpReply restart(const std::string& body);
+  // DELETE /restart: 404, since restarts are never scheduled.
+  HttpReply cancelRestart();
+  // POST /reload: rewrites PostgreSQL's configuration and reloads it; 202 "reload scheduled".
+  HttpReply reload();
+
  private:
   HttpReply requestHandover(const std::string& body, bool failover);
   HttpReply waitForNewLeader(const std::string& old_leader, const std::string& candidate,
@@ -58,6 +75,10 @@ class ClusterActions {
   const Clock& clock_;
   Millis poll_interval_;
   Millis wait_;
+  NodeControl node_;
 };
+
+// How long POST /restart waits for PostgreSQL to stop and start again.
+inline constexpr Millis kRestartWait{110000};
 
 }  // namespace pgf

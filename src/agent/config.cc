@@ -172,6 +172,9 @@ HaSettings effectiveSettings(const AgentConfig& config, const nlohmann::json* dc
   overrideInt(cfg, "retry_timeout", kMinRetryTimeout, s.retry_timeout);
   overrideInt(cfg, "maximum_lag_on_failover", 0, s.maximum_lag_on_failover);
   overrideBool(cfg, "pause", s.paused);
+  overrideBool(cfg, "synchronous_mode", s.synchronous_mode);
+  overrideBool(cfg, "synchronous_mode_strict", s.synchronous_mode_strict);
+  overrideInt(cfg, "synchronous_node_count", 1, s.synchronous_node_count);
   auto pg = cfg.find("postgresql");
   if (pg != cfg.end() && pg->is_object()) {
     overrideBool(*pg, "use_pg_rewind", s.use_pg_rewind);

@@ -119,7 +119,9 @@ Status parseBootstrapDcs(const YAML::Node& node, AgentConfig& out,
   if (auto st = yaml::expectMap(node, path); !st.ok())
     return st;
   yaml::warnUnknownKeys(
-      node, path, {"ttl", "loop_wait", "retry_timeout", "maximum_lag_on_failover", "postgresql"},
+      node, path,
+      {"ttl", "loop_wait", "retry_timeout", "maximum_lag_on_failover", "postgresql",
+       "synchronous_mode", "synchronous_mode_strict", "synchronous_node_count"},
       warnings);
   // The whole mapping goes to the DCS "config" key, including keys this agent ignores, so that a
   // Patroni node of the same cluster reads the settings it was given.
@@ -129,10 +131,22 @@ Status parseBootstrapDcs(const YAML::Node& node, AgentConfig& out,
        {boundedInt(node, "ttl", path, kMinTtl, s.ttl, raw),
         boundedInt(node, "loop_wait", path, kMinLoopWait, s.loop_wait, raw),
         boundedInt(node, "retry_timeout", path, kMinRetryTimeout, s.retry_timeout, raw),
-        boundedInt(node, "maximum_lag_on_failover", path, 0, s.maximum_lag_on_failover, raw)}) {
+        boundedInt(node, "maximum_lag_on_failover", path, 0, s.maximum_lag_on_failover, raw),
+        optBool(node, "synchronous_mode", path, s.synchronous_mode),
+        optBool(node, "synchronous_mode_strict", path, s.synchronous_mode_strict)}) {
     if (!st.ok())
       return st;
   }
+  if (yaml::isSet(yaml::child(node, "synchronous_node_count"))) {
+    if (auto st =
+            boundedInt(node, "synchronous_node_count", path, 1, s.synchronous_node_count, raw);
+        !st.ok())
+      return st;
+  }
+  if (yaml::isSet(yaml::child(node, "synchronous_mode")))
+    raw["synchronous_mode"] = s.synchronous_mode;
+  if (yaml::isSet(yaml::child(node, "synchronous_mode_strict")))
+    raw["synchronous_mode_strict"] = s.synchronous_mode_strict;
 
   auto pg = yaml::child(node, "postgresql");
   const std::string pg_path = path + ".postgresql";

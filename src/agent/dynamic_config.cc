@@ -23,7 +23,8 @@ Status validateDynamicConfig(const json& config) {
   const std::pair<const char*, int> minimums[] = {{"ttl", kMinTtl},
                                                   {"loop_wait", kMinLoopWait},
                                                   {"retry_timeout", kMinRetryTimeout},
-                                                  {"maximum_lag_on_failover", 0}};
+                                                  {"maximum_lag_on_failover", 0},
+                                                  {"synchronous_node_count", 1}};
   for (const auto& [key, min] : minimums) {
     const json v = config.value(key, json());
     if (!v.is_null() && !(v.is_number_integer() && v.get<int64_t>() >= min))
@@ -32,8 +33,9 @@ Status validateDynamicConfig(const json& config) {
           min == 0 ? "a non-negative integer" : fmt::format("an integer of at least {}", min),
           v.dump()));
   }
-  if (auto v = config.value("pause", json()); !v.is_null() && !v.is_boolean())
-    return invalid(fmt::format("pause must be true or false, not {}", v.dump()));
+  for (const char* key : {"pause", "synchronous_mode", "synchronous_mode_strict"})
+    if (auto v = config.value(key, json()); !v.is_null() && !v.is_boolean())
+      return invalid(fmt::format("{} must be true or false, not {}", key, v.dump()));
   const json pg = config.value("postgresql", json());
   if (pg.is_null())
     return okStatus();

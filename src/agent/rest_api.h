@@ -62,6 +62,12 @@ class RestServer {
   // Before start(): every POST, PUT, PATCH and DELETE needs these basic-auth credentials (401
   // otherwise); both empty: no check. Reads (GET, HEAD, OPTIONS) stay open.
   void setCredentials(std::string username, std::string password);
+  // Before start(): called (on the server's thread; it must not block) after every answered
+  // health check of the primary family (/, /primary, /master, /read-write, /leader), so the agent
+  // can tell when a load balancer has seen a change of role.
+  void setPrimaryCheckObserver(std::function<void()> observer) {
+    primary_check_observer_ = std::move(observer);
+  }
 
   // Binds the socket (an error if it cannot) and serves on a thread of its own.
   Status start();
@@ -76,6 +82,7 @@ class RestServer {
   std::string listen_;
   StatusProvider provider_;
   ClusterActions* actions_ = nullptr;
+  std::function<void()> primary_check_observer_;
   std::string username_;
   std::string password_;
   SystemClock system_clock_;

@@ -105,9 +105,24 @@ HttpReply RestServer::answer(const HttpRequest& req) {
         return HttpReply{0, "", "", {}, [a, body] { return a->patchConfig(body); }};
       if (segment == "config" && req.method == "PUT")
         return HttpReply{0, "", "", {}, [a, body] { return a->putConfig(body); }};
+      if (a->hasNodeControl()) {
+        if (segment == "restart" && req.method == "POST")
+          return HttpReply{0, "", "", {}, [a, body] { return a->restart(body); }};
+        if (segment == "restart" && req.method == "DELETE")
+          return HttpReply{0, "", "", {}, [a] { return a->cancelRestart(); }};
+        if (segment == "reload" && req.method == "POST")
+          return HttpReply{0, "", "", {}, [a] { return a->reload(); }};
+      }
     }
     AgentStatus snapshot = provider_();
-    return handleRequest(snapshot, req.method, req.path, req.query, clock_.now(), clock_.wallNow());
+    HttpReply reply =
+        handleRequest(snapshot, req.method, req.path, req.query, clock_.now(), clock_.wallNow());
+    const std::string_view segment = firstSegment(req.path);
+    if (primary_check_observer_ &&
+        (segment.empty() || segment == "primary" || segment == "master" ||
+         segment == "read-write" || segment == "leader"))
+      primary_check_observer_();
+    return reply;
   } catch (const std::exception& e) {
     return internalError(e);
   }

@@ -108,13 +108,16 @@ int main(int argc, char** argv) {
       **actions_dcs,
       [&config, &agent](const pgf::ClusterView& cluster) {
         auto peers = pgf::fetchPeerStatuses(cluster, config.name, kActionDcsTimeout);
-        peers.push_back(pgf::selfPeerStatus(agent.status()));
+        peers.push_back(pgf::selfPeerStatus(agent.freshStatus()));
         return peers;
       },
       [&agent] { return agent.status(); }, clock);
+  actions.setNodeControl({[&agent](pgf::Millis t) { return agent.restartPostgres(t); },
+                          [&agent](pgf::Millis t) { return agent.reloadPostgres(t); }});
   pgf::RestServer rest(config.restapi.listen, [&agent] { return agent.status(); });
   rest.setActions(&actions);
   rest.setCredentials(config.restapi.username, config.restapi.password);
+  rest.setPrimaryCheckObserver([&agent] { agent.notePrimaryCheck(); });
   auto started = rest.start();
   if (!started.ok()) {
     spdlog::critical("rest api: {}", started.error().message);

@@ -1,5 +1,6 @@
 // pgfleetctl: cluster operations from the operator's terminal, with patronictl's verbs and options.
 // Each verb lives in src/ctl/<verb>.cc; this file only parses the command line.
+#include <algorithm>
 #include <functional>
 #include <iostream>
 #include <string>
@@ -14,6 +15,7 @@
 #include "ctl/list.h"
 #include "ctl/pause.h"
 #include "ctl/rest_client.h"
+#include "ctl/restart.h"
 #include "ctl/switchover.h"
 
 namespace {
@@ -139,6 +141,28 @@ int main(int argc, char** argv) {
   auto* history = addVerb(app, "history", "show the timeline history", cluster_name);
   addFormat(history, format);
 
+  pgf::ctl::RestartRequest restart_request;
+  std::string restart_role = "any";
+  auto* restart =
+      addVerb(app, "restart", "restart PostgreSQL on members, one at a time, the leader last",
+              cluster_name);
+  restart->add_option("member", restart_request.members, "members to restart (default: all)");
+  restart
+      ->add_option("-r,--role", restart_role,
+                   "restart only a member whose PostgreSQL runs with this role")
+      ->check(CLI::IsMember({"primary", "replica", "any", "master"}));
+  restart->add_flag("--pending", restart_request.pending,
+                    "restart only a member whose PostgreSQL needs a restart");
+  restart->add_flag("--force", force, "accepted for patronictl compatibility (no prompts)");
+  addFormat(restart, format);
+
+  std::vector<std::string> reload_members;
+  auto* reload =
+      addVerb(app, "reload", "make members reload PostgreSQL's configuration", cluster_name);
+  reload->add_option("member", reload_members, "members to reload (default: all)");
+  reload->add_flag("--force", force, "accepted for patronictl compatibility (no prompts)");
+  addFormat(reload, format);
+
   CLI11_PARSE(app, argc, argv);
   pgf::initLogging("warning", "pgfleetctl");
 
@@ -184,6 +208,23 @@ int main(int argc, char** argv) {
   if (history->parsed())
     return run([&](const CtlTarget& t, pgf::Dcs& dcs) {
       return pgf::ctl::runHistory(t, dcs, outputFormat(format), std::cout, std::cerr);
+    });
+  if (restart->parsed()) {
+    // CLI11 has already checked the role. --timeout may lengthen the wait for each member, never
+    // shorten it below the agent's own restart wait.
+    restart_request.role =
+        pgf::ctl::parseRestartRole(restart_role).valueOr(pgf::ctl::RestartRole::kAny);
+    restart_request.timeout = std::max(pgf::ctl::kRestartTimeout, globals.timeout());
+    return run([&](const CtlTarget& t, pgf::Dcs& dcs) {
+      return pgf::ctl::runRestart(t, dcs, api, restart_request, outputFormat(format), std::cout,
+                                  std::cerr);
+    });
+  }
+  if (reload->parsed())
+    return run([&](const CtlTarget& t, pgf::Dcs& dcs) {
+      return pgf::ctl::runReload(t, dcs, api, reload_members,
+                                 std::max(pgf::ctl::kReloadTimeout, globals.timeout()),
+                                 outputFormat(format), std::cout, std::cerr);
     });
   return 1;
 }

@@ -14,6 +14,7 @@
 #include "ha/candidate.h"
 #include "ha/decision.h"
 #include "ha/switchover.h"
+#include "ha/sync.h"
 #include "postgres/lsn.h"
 
 namespace pgf {
@@ -69,6 +70,13 @@ std::string candidateText(const SwitchoverRequest& r) {
   return r.member.empty() ? std::string("the best eligible replica") : r.member;
 }
 
+// In synchronous mode, the sync key that limits who may take the lease (nullopt: no limit).
+std::optional<SyncState> syncLimit(const HaInput& in) {
+  if (!in.settings.synchronous_mode || !in.cluster || !in.cluster->sync)
+    return std::nullopt;
+  return parseSyncState(*in.cluster->sync);
+}
+
 // The replica a leader hands its lease to for `r`, or nullptr with the reason in `why`.
 const PeerStatus* switchoverTarget(const HaInput& in, const SwitchoverRequest& r,
                                    std::string* why) {
@@ -76,11 +84,17 @@ const PeerStatus* switchoverTarget(const HaInput& in, const SwitchoverRequest& r
   for (const auto& p : in.peers)
     if (p.name != in.self)
       peers.push_back(&p);
+  const auto sync = syncLimit(in);
+  auto limitation = [&](const PeerStatus& p) -> std::optional<std::string> {
+    if (sync && !sync->matches(p.name))
+      return std::string("not a synchronous standby");
+    return candidateLimitation(p, in.pg.wal_position, in.settings);
+  };
   if (!r.member.empty()) {
     for (const PeerStatus* p : peers) {
       if (p->name != r.member)
         continue;
-      if (auto limit = candidateLimitation(*p, in.pg.wal_position, in.settings)) {
+      if (auto limit = limitation(*p)) {
         *why = fmt::format("candidate {} is {}", r.member, *limit);
         return nullptr;
       }
@@ -93,7 +107,7 @@ const PeerStatus* switchoverTarget(const HaInput& in, const SwitchoverRequest& r
             [](const PeerStatus* a, const PeerStatus* b) { return betterCandidate(*a, *b); });
   std::string limits;
   for (const PeerStatus* p : peers) {
-    auto limit = candidateLimitation(*p, in.pg.wal_position, in.settings);
+    auto limit = limitation(*p);
     if (!limit)
       return p;
     limits += fmt::format("{}{}: {}", limits.empty() ? "" : "; ", p->name, *limit);
@@ -312,6 +326,17 @@ Decision noLeader(const HaInput& in) {
   if (in.tags.nofailover)
     return make(Action::kNone, "no leader: not promoting, nofailover tag set");
   std::vector<PeerStatus> peers = in.peers;
+  if (auto sync = syncLimit(in)) {
+    // Invariant 2: only the members the sync key names hold every acknowledged commit.
+    if (!sync->matches(in.self))
+      return make(Action::kNone,
+                  fmt::format("no leader: not promoting, synchronous mode and the sync key names "
+                              "{} as the only candidates",
+                              syncStateJson(*sync).dump()));
+    for (auto& p : peers)
+      if (!sync->matches(p.name))
+        p.nofailover = true;  // may lack acknowledged commits: never a better candidate
+  }
   auto r = switchoverRequest(in);
   if (r && scheduledLater(*r, in.wall_now))
     r.reset();

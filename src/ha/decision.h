@@ -24,6 +24,10 @@ struct HaSettings {
   bool use_pg_rewind = false;
   bool use_slots = true;
   bool paused = false;  // config "pause": no automatic action
+  // Synchronous replication (DESIGN.md invariant 2; see ha/sync.h).
+  bool synchronous_mode = false;
+  bool synchronous_mode_strict = false;  // no commit without a synchronous standby
+  int synchronous_node_count = 1;
 };
 
 // Another member's health as its REST API reported it during this loop (collected only when the

@@ -8,6 +8,7 @@
 // brand-new node's first clone failed (DESIGN.md invariant 5).
 #pragma once
 
+#include <map>
 #include <memory>
 #include <set>
 #include <string>
@@ -63,6 +64,14 @@ class PostgresController {
   virtual Result<nlohmann::json> replicationInfo() = 0;
   // Reloads the configuration files (SIGHUP), after rewriting them.
   virtual Status reload() = 0;
+  // The cluster-wide parameters (the DCS config key's postgresql.parameters): when they differ
+  // from the ones in effect, rewrites postgresql.conf and reloads a running server. Returns whether
+  // anything changed. On an error (a bad parameter name) the previous parameters stay in effect.
+  // A parameter that needs a restart shows as LocalPostgres::pending_restart until one.
+  virtual Result<bool> setClusterParameters(const std::map<std::string, std::string>& params) = 0;
+  // Synchronous mode: sets synchronous_standby_names (nullopt: the agent does not manage it, and
+  // the configured parameters decide) and reloads a running server when it changed.
+  virtual Status setSynchronousStandbyNames(const std::optional<std::string>& value) = 0;
   // Runs CHECKPOINT on a running server (before a planned stop, so that the shutdown checkpoint
   // has little left to write and the stop is short).
   virtual Status checkpoint(Millis timeout) = 0;

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -28,6 +29,8 @@ struct PostgresConfig {
   bool use_pg_rewind = false;
   bool use_slots = true;
   std::map<std::string, std::string> dcs_parameters;  // bootstrap.dcs.postgresql.parameters
+  // Set by the agent in synchronous mode: then it owns synchronous_standby_names.
+  std::optional<std::string> synchronous_standby_names;
 
   std::string listenHost() const;   // first host of `listen` ("*" and "0.0.0.0" stay as they are)
   int port() const;                 // port of `listen`, default 5432

@@ -1,5 +1,7 @@
 #include "postgres/pg_controller.h"
 
+#include <signal.h>
+
 #include <algorithm>
 #include <filesystem>
 #include <thread>
@@ -193,6 +195,7 @@ std::string LocalPostgresController::logTail() const {
 }
 
 LocalPostgres LocalPostgresController::probe() {
+  std::lock_guard<std::mutex> one_at_a_time(probe_call_mu_);
   LocalPostgres st;
   if (data_dir_.empty())
     return st;
@@ -367,6 +370,24 @@ Status LocalPostgresController::stop(StopMode mode, Millis timeout) {
     if (lk.owns_lock())
       probe_conn_.reset();
   }
+  // Fast and immediate stops signal the postmaster themselves and watch for its exit every 2 ms:
+  // pg_ctl stop -w looks only every 100 ms, and a switchover's window includes that wait.
+  auto pm = readPostmasterPid(data_dir_);
+  if (mode != StopMode::kSmart && pm && postmasterAlive(pm->pid) &&
+      ::kill(pm->pid, mode == StopMode::kFast ? SIGINT : SIGQUIT) == 0) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (std::chrono::steady_clock::now() < deadline) {
+      if (!processAlive(pm->pid)) {
+        reapZombieChildren();
+        if (!isRunning())
+          return okStatus();
+      }
+      std::this_thread::sleep_for(Millis(2));
+    }
+    return makeError(
+        ErrorCode::kTimeout,
+        fmt::format("stopping postgresql: still running after {} ms", timeout.count()));
+  }
   auto run = pgCtl(
       {"stop", "-D", data_dir_, "-m", stopModeName(mode), "-w", "-t", seconds(timeout)}, timeout);
   if (!run.ok() && isRunning())
@@ -408,8 +429,12 @@ Status LocalPostgresController::promote(Millis timeout) {
                      true);
   // The configuration now describes a primary (no primary_conninfo). pg_rewind from this node
   // checkpoints first (rewind.cc), so no checkpoint is needed here.
+  // The reload goes through the connection at hand (no pg_ctl to start): the promotion is not
+  // published until this returns.
   PGF_TRY(writeConfiguration(std::nullopt), "promoting");
-  auto reloaded = pgCtl({"reload", "-D", data_dir_}, timeouts_.reload);
+  auto reloaded =
+      conn->query("SELECT pg_catalog.pg_reload_conf() AS r", {},
+                  std::max(Millis(1), std::min(remaining(deadline), timeouts_.local_query)));
   if (!reloaded.ok())
     spdlog::warn("promoting: reloading the configuration: {}", reloaded.error().message);
   spdlog::info("promoted postgresql in {}", data_dir_);
@@ -509,6 +534,44 @@ Status LocalPostgresController::reload() {
   auto run = pgCtl({"reload", "-D", data_dir_}, timeouts_.reload);
   if (!run.ok())
     return run.error().wrap("reloading");
+  return okStatus();
+}
+
+Result<bool> LocalPostgresController::setClusterParameters(
+    const std::map<std::string, std::string>& params) {
+  std::map<std::string, std::string> previous;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (config_.dcs_parameters == params)
+      return false;
+    previous = config_.dcs_parameters;
+    config_.dcs_parameters = params;
+  }
+  auto reloaded = reload();
+  if (!reloaded.ok()) {
+    std::lock_guard<std::mutex> lock(mu_);
+    config_.dcs_parameters = previous;
+    return reloaded.error().wrap("applying the cluster's postgresql.parameters");
+  }
+  return true;
+}
+
+Status LocalPostgresController::setSynchronousStandbyNames(
+    const std::optional<std::string>& value) {
+  std::optional<std::string> previous;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (config_.synchronous_standby_names == value)
+      return okStatus();
+    previous = config_.synchronous_standby_names;
+    config_.synchronous_standby_names = value;
+  }
+  auto reloaded = reload();
+  if (!reloaded.ok()) {
+    std::lock_guard<std::mutex> lock(mu_);
+    config_.synchronous_standby_names = previous;
+    return reloaded.error().wrap("setting synchronous_standby_names");
+  }
   return okStatus();
 }
 

@@ -9,7 +9,8 @@
 // The server runs detached (pg_ctl puts it in its own session), so it outlives the agent.
 //
 // Thread safety: probe() and replicationInfo() may run while one other method runs (the REST API
-// reads while the executor acts); the other methods must not run concurrently with each other.
+// reads while the executor acts), and probes from several threads take turns; the other methods
+// must not run concurrently with each other.
 #pragma once
 
 #include <mutex>
@@ -62,6 +63,8 @@ class LocalPostgresController final : public PostgresController {
   Result<nlohmann::json> replicationInfo() override;
   Status reload() override;
   Status checkpoint(Millis timeout) override;
+  Status setSynchronousStandbyNames(const std::optional<std::string>& value) override;
+  Result<bool> setClusterParameters(const std::map<std::string, std::string>& params) override;
 
   // Replaces the configuration (new cluster parameters from the DCS, ...); the files follow at the
   // next start, follow or reload.
@@ -98,7 +101,8 @@ class LocalPostgresController final : public PostgresController {
   std::optional<UpstreamConn> upstream_;  // what the written postgresql.conf streams from
   // probe()'s connection, kept between probes (used only by the thread that calls probe()), and
   // the system identifier, which never changes once read.
-  std::mutex probe_mu_;  // guards probe_conn_
+  std::mutex probe_mu_;       // guards probe_conn_
+  std::mutex probe_call_mu_;  // one probe() at a time (sysid_ is read and written there)
   std::optional<PgConnection> probe_conn_;
   std::string sysid_;
 };

@@ -80,8 +80,14 @@ Result<bool> runPgRewind(const PgTool& tool, const std::string& data_dir,
   auto run =
       runPgTool(t, "pg_rewind",
                 {"--target-pgdata=" + data_dir, "--source-server=" + source_conninfo}, timeout);
-  if (!run.ok())
+  if (!run.ok()) {
+    // A source that went away after the checks is not a failed rewind: pg_rewind never touched
+    // the data directory, and the next attempt may find a reachable source.
+    const std::string& m = run.error().message;
+    if (m.find("pg_rewind: error: connection to server") != std::string::npos)
+      return makeError(ErrorCode::kPostgresUnavailable, m, true);
     return run.error();
+  }
   bool rewound = run->output.find("no rewind required") == std::string::npos;
   spdlog::info("pg_rewind on {}: {}", data_dir, rewound ? "rewound" : "no rewind required");
   return rewound;

@@ -246,6 +246,58 @@ TEST_F(ClusterOpsTest, ConfigChangesReachEveryAgentWithoutARestart) {
   EXPECT_TRUE(cluster_->waitHealthy(Millis(seconds(20))));
 }
 
+TEST_F(ClusterOpsTest, ParametersApplyByReloadAndAPendingRestartEndsWithARollingRestart) {
+  startCluster();
+  const int primary = *cluster_->primaryIndex();
+  auto setting = [&](int i, const std::string& name) {
+    auto r = cluster_->query(cluster_->nodeParams(i), "SHOW " + name);
+    return r.ok() && !r->rows.empty() && r->rows[0][0] ? *r->rows[0][0] : std::string();
+  };
+  auto pendingRestart = [&](int i) {
+    std::string body;
+    cluster_->restGet(i, "/patroni", &body);
+    auto doc = nlohmann::json::parse(body, nullptr, false);
+    return doc.is_object() && doc.value("pending_restart", false);
+  };
+  std::string answer;
+  ASSERT_EQ(cluster_->restCall(primary, "PATCH", "/config",
+                               R"({"postgresql": {"parameters": {"work_mem": "7MB",
+                                   "max_locks_per_transaction": 128}}})",
+                               &answer),
+            200)
+      << answer;
+  for (int i = 0; i < cluster_->nodes(); ++i) {
+    EXPECT_TRUE(waitUntil([&] { return setting(i, "work_mem") == "7MB"; }, Millis(seconds(10))))
+        << cluster_->name(i) << " did not reload work_mem";
+    EXPECT_TRUE(waitUntil([&] { return pendingRestart(i); }, Millis(seconds(10))))
+        << cluster_->name(i) << " does not report pending_restart";
+    EXPECT_EQ(setting(i, "max_locks_per_transaction"), "64");
+  }
+
+  // Rolling: the replicas first (a standby needs at least the primary's lock table), then the
+  // primary, which keeps its lease throughout.
+  std::vector<int> order;
+  for (int i = 0; i < cluster_->nodes(); ++i)
+    if (i != primary)
+      order.push_back(i);
+  order.push_back(primary);
+  for (int i : order) {
+    EXPECT_EQ(cluster_->restCall(i, "POST", "/restart", R"({"restart_pending": true})", &answer),
+              200)
+        << cluster_->name(i) << ": " << answer;
+    EXPECT_EQ(answer, "restarted successfully");
+    EXPECT_EQ(setting(i, "max_locks_per_transaction"), "128");
+    EXPECT_TRUE(waitUntil([&] { return !pendingRestart(i); }, Millis(seconds(10))));
+    EXPECT_EQ(cluster_->restCall(i, "POST", "/restart", R"({"restart_pending": true})", &answer),
+              412)
+        << answer;
+  }
+  EXPECT_TRUE(cluster_->waitHealthy(Millis(seconds(30))));
+  EXPECT_EQ(cluster_->primaryIndex(), primary) << "a restart is not a failover";
+  EXPECT_EQ(cluster_->restCall(primary, "POST", "/reload", "", &answer), 202) << answer;
+  EXPECT_EQ(cluster_->restCall(primary, "POST", "/restart", "", &answer, false), 401);
+}
+
 TEST_F(ClusterOpsTest, PgfleetctlAndPatronictlDriveTheSameCluster) {
   startCluster();
   const int first = *cluster_->primaryIndex();

@@ -113,6 +113,8 @@ bootstrap:
     loop_wait: {loop_wait}
     retry_timeout: {retry}
     maximum_lag_on_failover: 1048576
+    synchronous_mode: {sync}
+    synchronous_mode_strict: {strict}
     postgresql:
       use_pg_rewind: {rewind}
       use_slots: true
@@ -148,6 +150,8 @@ postgresql:
                      fmt::arg("rewind", options_.use_pg_rewind ? "true" : "false"),
                      fmt::arg("pg", ports_[i].pg), fmt::arg("dir", dir_),
                      fmt::arg("su", superuser_password_), fmt::arg("repl", replication_password_),
+                     fmt::arg("sync", options_.synchronous_mode ? "true" : "false"),
+                     fmt::arg("strict", options_.synchronous_mode_strict ? "true" : "false"),
                      fmt::arg("auth", options_.rest_password.empty()
                                           ? std::string()
                                           : fmt::format("  authentication:\n    username: admin\n"

@@ -30,6 +30,8 @@ struct ClusterOptions {
   std::string scope = "itest";
   // When set, restapi.authentication is admin / this password (restCall sends it).
   std::string rest_password = {};
+  bool synchronous_mode = false;
+  bool synchronous_mode_strict = false;
 };
 
 struct NodePorts {

@@ -242,6 +242,41 @@ TEST_F(ClusterActionsTest, PatchMergesAndValidatesPutReplaces) {
   EXPECT_EQ(a.putConfig(R"({"ttl": 0})").status, 400);
 }
 
+TEST_F(ClusterActionsTest, RestartChecksItsConditionsThenAsksTheLoop) {
+  int restarts = 0;
+  Status outcome = okStatus();
+  ClusterActions a = actions();
+  a.setNodeControl({[&](Millis) {
+                      ++restarts;
+                      return outcome;
+                    },
+                    [&](Millis) { return okStatus(); }});
+  EXPECT_TRUE(a.hasNodeControl());
+  // The status snapshot says: a replica without a pending restart.
+  EXPECT_EQ(a.restart(R"({"role": "primary"})").status, 412);
+  EXPECT_EQ(a.restart(R"({"role": "master"})").body, "restart conditions are not satisfied");
+  EXPECT_EQ(a.restart(R"({"restart_pending": true})").status, 412);
+  EXPECT_EQ(restarts, 0);
+  EXPECT_EQ(a.restart(R"({"role": "leader"})").status, 400);
+  EXPECT_EQ(a.restart(R"({"schedule": "2030-01-01T00:00:00Z"})").status, 400);
+  EXPECT_EQ(a.restart(R"({"color": "blue"})").status, 400);
+  EXPECT_EQ(a.restart("[]").status, 400);
+  EXPECT_EQ(restarts, 0);
+
+  HttpReply r = a.restart(R"({"role": "replica"})");
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.body, "restarted successfully");
+  EXPECT_EQ(a.restart("").status, 200);
+  EXPECT_EQ(restarts, 2);
+  outcome = makeError(ErrorCode::kTimeout, "not done within 110 s");
+  r = a.restart("");
+  EXPECT_EQ(r.status, 503);
+  EXPECT_EQ(r.body, "restart failed: not done within 110 s");
+  EXPECT_EQ(a.cancelRestart().status, 404);
+  EXPECT_EQ(a.reload().status, 202);
+  EXPECT_EQ(a.reload().body, "reload scheduled");
+}
+
 TEST_F(ClusterActionsTest, PatchNeedsAConfigKey) {
   auto store = std::make_shared<MemoryStore>(store_clock_);
   MemoryDcs empty(store, "demo", "node1", 30);

@@ -346,7 +346,7 @@ TEST(AgentConfig, WarnsAboutEveryUnsupportedKeyByPath) {
               "      sslmode: require\n    other: {}\n"
               "restapi:\n  authentication:\n    username: u\n    password: p\n  certfile: /c\n"
               "etcd3:\n  host: a:1\n  cacert: /ca\n"
-              "bootstrap:\n  dcs:\n    synchronous_mode: true\n    postgresql:\n"
+              "bootstrap:\n  dcs:\n    master_start_timeout: 300\n    postgresql:\n"
               "      recovery_conf: {}\n  users: {}\n"
               "watchdog:\n  mode: off\nlog:\n  dir: /var/log\ntags:\n  replicatefrom: n2\n"),
       "etcd3:\n  host: 127.0.0.1:2379\n"));
@@ -355,13 +355,13 @@ TEST(AgentConfig, WarnsAboutEveryUnsupportedKeyByPath) {
   for (const char* key :
        {"postgresql.callbacks", "postgresql.authentication.superuser.sslmode",
         "postgresql.authentication.other", "restapi.certfile", "etcd3.cacert",
-        "bootstrap.dcs.synchronous_mode", "bootstrap.dcs.postgresql.recovery_conf",
+        "bootstrap.dcs.master_start_timeout", "bootstrap.dcs.postgresql.recovery_conf",
         "bootstrap.users", "watchdog", "log.dir", "tags.replicatefrom"}) {
     EXPECT_THAT(w, Contains(std::string("unsupported key ") + key + " (ignored)")) << key;
   }
   EXPECT_EQ(w.size(), 11u);
   // Unsupported bootstrap.dcs keys still reach the DCS "config" key.
-  EXPECT_EQ(r->config.bootstrap_dcs_raw["synchronous_mode"], true);
+  EXPECT_EQ(r->config.bootstrap_dcs_raw["master_start_timeout"], 300);
 }
 
 TEST(AgentConfig, RestApiAuthenticationNeedsBothUserAndPassword) {

@@ -11,6 +11,7 @@
 #include "ctl/switchover.h"
 #include "dcs/memory/memory_dcs.h"
 #include "fakes/fake_clock.h"
+#include "fakes/scripted_member_api.h"
 
 namespace pgf::ctl {
 namespace {
@@ -19,32 +20,7 @@ using nlohmann::json;
 using ::testing::HasSubstr;
 using ::testing::StartsWith;
 
-struct Sent {
-  std::string url;  // base URL + path
-  std::string method;
-  json body;
-  HttpHeaders headers;
-  Millis timeout;
-};
-
-class ScriptedApi final : public MemberApi {
- public:
-  using Script = std::function<Result<ApiAnswer>(const Sent&)>;
-  explicit ScriptedApi(Script script) : script_(std::move(script)) {}
-
-  Result<ApiAnswer> send(const ApiAddress& address, const std::string& method,
-                         const std::string& path, const HttpHeaders& headers,
-                         const std::string& body, Millis timeout) override {
-    sent.push_back({address.base_url + path, method,
-                    body.empty() ? json() : json::parse(body, nullptr, false), headers, timeout});
-    return script_(sent.back());
-  }
-
-  std::vector<Sent> sent;
-
- private:
-  Script script_;
-};
+using Sent = SentRequest;
 
 std::string memberJson(int api_port, const std::string& role, json extra = json::object()) {
   json m = {{"conn_url", "postgres://127.0.0.1:" + std::to_string(api_port - 2576) + "/postgres"},
@@ -157,7 +133,7 @@ TEST_F(CtlActions, SwitchoverPrintsProgressAnswerAndTheNewTable) {
   ASSERT_EQ(api.sent.size(), 1u);
   EXPECT_EQ(api.sent[0].url, "http://127.0.0.1:8008/switchover");
   EXPECT_EQ(api.sent[0].method, "POST");
-  EXPECT_EQ(api.sent[0].body, json({{"leader", "n1"}, {"candidate", "n2"}}));
+  EXPECT_EQ(api.sent[0].bodyJson(), json({{"leader", "n1"}, {"candidate", "n2"}}));
   EXPECT_THAT(api.sent[0].headers,
               ::testing::Contains(std::make_pair(std::string("Authorization"),
                                                  basicAuthorization({"admin", "s3cret"}))));
@@ -230,7 +206,7 @@ TEST_F(CtlActions, FailoverGoesToTheLeaderOrElseTheCandidate) {
   EXPECT_EQ(runFailover(target_, dcs_, api, "n3", OutputFormat::kPretty, out_, err_), 0);
   ASSERT_EQ(api.sent.size(), 1u);
   EXPECT_EQ(api.sent[0].url, "http://127.0.0.1:8010/failover");
-  EXPECT_EQ(api.sent[0].body, json({{"candidate", "n3"}}));
+  EXPECT_EQ(api.sent[0].bodyJson(), json({{"candidate", "n3"}}));
   EXPECT_EQ(err_.str(), "failing over to n3 ...\n");
   EXPECT_THAT(out_.str(), StartsWith("Successfully failed over to \"n3\"\n+ Cluster: demo"));
 
@@ -276,7 +252,7 @@ TEST_F(CtlActions, PauseAsksTheLeaderFirstAndTheOthersWhenItIsDown) {
   ASSERT_EQ(api.sent.size(), 2u);
   EXPECT_EQ(api.sent[0].method, "PATCH");
   EXPECT_EQ(api.sent[1].url, "http://127.0.0.1:8009/config");
-  EXPECT_EQ(api.sent[1].body, json({{"pause", true}}));
+  EXPECT_EQ(api.sent[1].bodyJson(), json({{"pause", true}}));
   EXPECT_EQ(out_.str(), "Success: cluster management is paused\n");
   EXPECT_EQ(err_.str(), "");
 
@@ -293,7 +269,7 @@ TEST_F(CtlActions, ResumeSendsNullAndReportsFailures) {
   resume.pause = false;
   EXPECT_EQ(runPause(target_, dcs_, api, resume, OutputFormat::kJson, sleeper, out_, err_), 0);
   ASSERT_EQ(api.sent.size(), 1u);
-  EXPECT_EQ(api.sent[0].body.dump(), R"({"pause":null})");
+  EXPECT_EQ(api.sent[0].bodyJson().dump(), R"({"pause":null})");
   EXPECT_EQ(json::parse(out_.str()), json({{"action", "resume"},
                                            {"member", "n1"},
                                            {"status", 200},
