@@ -106,6 +106,7 @@ std::vector<WalSender> parseWalSenders(const nlohmann::json& rows) {
 Agent::Agent(AgentConfig config, DcsPtr dcs, PostgresControllerPtr postgres, const Clock& clock,
              Watchdog* watchdog)
     : config_(std::move(config)),
+      callbacks_(config_.callbacks, config_.scope),
       dcs_(std::move(dcs)),
       pg_(std::move(postgres)),
       clock_(clock),
@@ -356,15 +357,21 @@ void Agent::notePrimaryCheck() {
 }
 
 Status Agent::restartPostgres(Millis timeout) {
-  return submit(NodeRequestKind::kRestart, timeout);
+  auto r = submit(NodeRequestKind::kRestart, timeout);
+  return r.ok() ? okStatus() : Status(r.error());
 }
 
 Status Agent::reloadPostgres(Millis timeout) {
-  return submit(NodeRequestKind::kReload, timeout);
+  auto r = submit(NodeRequestKind::kReload, timeout);
+  return r.ok() ? okStatus() : Status(r.error());
 }
 
-Status Agent::submit(NodeRequestKind kind, Millis timeout) {
-  auto done = std::make_shared<std::promise<Status>>();
+Result<std::string> Agent::reinitialize(Millis timeout) {
+  return submit(NodeRequestKind::kReinitialize, timeout);
+}
+
+Result<std::string> Agent::submit(NodeRequestKind kind, Millis timeout) {
+  auto done = std::make_shared<std::promise<Result<std::string>>>();
   auto result = done->get_future();
   {
     std::lock_guard<std::mutex> lk(mu_);
@@ -391,7 +398,15 @@ void Agent::serveNodeRequests(const ClusterView* cluster, const LocalPostgres& p
     if (r.kind == NodeRequestKind::kReload) {
       spdlog::info("reload requested through the rest api");
       auto st = pg_->reload();
-      r.done->set_value(st.ok() ? okStatus() : st.error().wrap("reload"));
+      if (st.ok())
+        callbacks_.fire("on_reload", pg.running && !pg.in_recovery ? "master" : "replica");
+      r.done->set_value(st.ok() ? Result<std::string>(std::string())
+                                : Result<std::string>(st.error().wrap("reload")));
+      continue;
+    }
+    if (r.kind == NodeRequestKind::kReinitialize) {
+      spdlog::info("reinitialize requested through the rest api");
+      r.done->set_value(reinitializeServer(cluster, pg_->probe()));
       continue;
     }
     // Several restart requests waiting together are served by one restart.
@@ -400,8 +415,60 @@ void Agent::serveNodeRequests(const ClusterView* cluster, const LocalPostgres& p
       restart_status = restartServer(cluster, pg);
       restarted = true;
     }
-    r.done->set_value(restart_status);
+    r.done->set_value(restart_status.ok() ? Result<std::string>(std::string())
+                                          : Result<std::string>(restart_status.error()));
   }
+}
+
+Result<std::string> Agent::reinitializeServer(const ClusterView* cluster, const LocalPostgres& pg) {
+  bool leading = false;
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    leading = memory_.lease_deadline.has_value();
+  }
+  if (leading || (pg.running && !pg.in_recovery))
+    return makeError(ErrorCode::kInvalidArgument,
+                     "reinitialize refused: this member is the primary");
+  const std::string leader = cluster && cluster->leader ? cluster->leader->name : "";
+  if (leader.empty() || leader == config_.name)
+    return makeError(ErrorCode::kInvalidArgument, "reinitialize refused: no leader to clone from");
+  auto up = upstreamFor(cluster, leader);
+  if (!up)
+    return makeError(
+        ErrorCode::kInvalidArgument,
+        fmt::format("reinitialize refused: the leader {} has no usable conn_url", leader));
+  // Invariant 5: this explicit request is one of the two cases where a data directory is removed.
+  setActivity("reinitializing from " + leader);
+  auto fail = [&](const Error& e) -> Result<std::string> {
+    setActivity("");
+    spdlog::error("reinitialize: {}", e.message);
+    return e.wrap("reinitialize failed");
+  };
+  if (auto st = pg_->stop(StopMode::kFast, kStopTimeout); !st.ok()) {
+    if (auto again = pg_->stop(StopMode::kImmediate, kFenceStopTimeout); !again.ok())
+      return fail(again.error());
+  }
+  spdlog::warn("reinitialize: removing the data directory to clone it again from {}", leader);
+  if (auto st = pg_->removeDataDirectory(); !st.ok())
+    return fail(st.error());
+  if (auto st = pg_->cloneFrom(*up); !st.ok()) {
+    std::lock_guard<std::mutex> lk(mu_);
+    memory_.new_node = true;  // the next loop clones again, and may clear what this one left
+    return fail(st.error());
+  }
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    memory_.rewind_failed = false;
+    memory_.failed_clones = 0;
+  }
+  diverged_from_.clear();
+  synced_with_ = leader;
+  setActivity("");
+  if (!startStandby(*up, leader, "the reinitialized replica"))
+    return makeError(ErrorCode::kCommandFailed,
+                     "reinitialize failed: cloned, but PostgreSQL did not start (see the log)");
+  spdlog::info("reinitialize: cloned from {} and streaming", leader);
+  return leader;
 }
 
 Status Agent::restartServer(const ClusterView* cluster, const LocalPostgres& pg) {
@@ -442,6 +509,7 @@ Status Agent::restartServer(const ClusterView* cluster, const LocalPostgres& pg)
     return st.error().wrap("restart");
   }
   spdlog::info("restart: PostgreSQL restarted as {}", pg.in_recovery ? "a standby" : "primary");
+  callbacks_.fire("on_restart", pg.in_recovery ? "replica" : "master");
   return okStatus();
 }
 
@@ -556,6 +624,7 @@ void Agent::execute(const Decision& d, const HaInput& in) {
       std::lock_guard<std::mutex> lk(mu_);
       memory_.new_node = false;
       spdlog::info("initialized a new cluster with system identifier {}", pg.sysid);
+      callbacks_.fire("on_start", "master");
       return;
     }
 
@@ -645,8 +714,10 @@ void Agent::execute(const Decision& d, const HaInput& in) {
         st = pg_->promote(kPromoteTimeout);
       }
       MonoTime promoted = clock_.now();
-      if (st.ok())
+      if (st.ok()) {
         publishPromotion();
+        callbacks_.fire("on_role_change", "master");
+      }
       if (st.ok() && d.clear_failover)
         clearSwitchoverRequest();
       if (!st.ok()) {
@@ -695,6 +766,8 @@ void Agent::execute(const Decision& d, const HaInput& in) {
       }
       if (held)
         ignoreError(dcs_->deleteLeader(), "only deletes a key that holds our name");
+      if (!in.pg.in_recovery)
+        callbacks_.fire("on_role_change", "replica");
       run_again_ = true;
       return;
     }
@@ -743,6 +816,7 @@ void Agent::execute(const Decision& d, const HaInput& in) {
         return;
       }
       status_.counters.postgres_restarts++;
+      callbacks_.fire("on_start", "master");
       return;
     }
 
@@ -804,6 +878,7 @@ void Agent::handOver(const Decision& d, const HaInput& in) {
     spdlog::warn("switchover: releasing the leader key: {} (it expires with the lease)",
                  released.error().message);
   spdlog::info("switchover: stopped cleanly and released the leader key for {}", d.source);
+  callbacks_.fire("on_role_change", "replica");
   auto up = upstreamFor(cluster, d.source);
   if (!up)
     up = upstreamFor(cluster, "");
@@ -829,6 +904,7 @@ bool Agent::startStandby(const UpstreamConn& up, const std::string& source, cons
     spdlog::error("starting {}: {}", what, st.error().message);
     return false;
   }
+  callbacks_.fire("on_start", "replica");
   std::lock_guard<std::mutex> lk(mu_);
   memory_.following = source;
   return true;
@@ -1075,7 +1151,8 @@ void Agent::shutdown() {
       requests.swap(node_requests_);
     }
     for (auto& r : requests)
-      r.done->set_value(makeError(ErrorCode::kUnsupported, "the agent is shutting down"));
+      r.done->set_value(
+          Result<std::string>(makeError(ErrorCode::kUnsupported, "the agent is shutting down")));
   }
   bool leader = false;
   {
@@ -1084,7 +1161,10 @@ void Agent::shutdown() {
   }
   spdlog::info("shutting down: stopping PostgreSQL{}",
                leader ? " and releasing the leader key" : "");
+  const bool was_running = pg_->probe().running;
   auto st = pg_->stop(StopMode::kFast, kStopTimeout);
+  if (was_running)
+    callbacks_.fire("on_stop", leader ? "master" : "replica");
   if (!st.ok()) {
     spdlog::error("stopping PostgreSQL: {}", st.error().message);
     ignoreError(pg_->stop(StopMode::kImmediate, kFenceStopTimeout), "last resort");

@@ -16,6 +16,7 @@
 #include <thread>
 #include <vector>
 
+#include "agent/callbacks.h"
 #include "agent/config.h"
 #include "agent/member_data.h"
 #include "agent/status.h"
@@ -56,17 +57,21 @@ class Agent {
   // Counts a health check of the primary family answered by the REST API (see handOver).
   void notePrimaryCheck();
   Status reloadPostgres(Millis timeout);
+  // Reinitialize: a replica's data directory is removed and cloned again from the leader, then it
+  // streams (refused on the primary, and without a leader). Says what it cloned from.
+  Result<std::string> reinitialize(Millis timeout);
 
  private:
-  enum class NodeRequestKind { kRestart, kReload };
+  enum class NodeRequestKind { kRestart, kReload, kReinitialize };
   struct NodeRequest {
     NodeRequestKind kind;
-    std::shared_ptr<std::promise<Status>> done;
+    std::shared_ptr<std::promise<Result<std::string>>> done;
   };
-  Status submit(NodeRequestKind kind, Millis timeout);
+  Result<std::string> submit(NodeRequestKind kind, Millis timeout);
   // Carries out the requests waiting, before the cycle's own decision.
   void serveNodeRequests(const ClusterView* cluster, const LocalPostgres& pg);
   Status restartServer(const ClusterView* cluster, const LocalPostgres& pg);
+  Result<std::string> reinitializeServer(const ClusterView* cluster, const LocalPostgres& pg);
 
   void cycle();
   void execute(const Decision& d, const HaInput& in);
@@ -118,6 +123,7 @@ class Agent {
   MonoTime nextCycleAt() const;
 
   AgentConfig config_;
+  CallbackRunner callbacks_;  // after config_, which it is built from
   DcsPtr dcs_;
   PostgresControllerPtr pg_;
   const Clock& clock_;

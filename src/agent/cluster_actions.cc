@@ -294,6 +294,21 @@ HttpReply ClusterActions::reload() {
   return text(202, "reload scheduled");
 }
 
+HttpReply ClusterActions::reinitialize(const std::string& body) {
+  if (!body.empty()) {
+    json request = json::parse(body, nullptr, false);
+    if (!request.is_object())
+      return text(400, "the request body must be a JSON object");
+    for (const auto& [key, value] : request.items())
+      if (key != "force" || !value.is_boolean())
+        return text(400, "the only field is \"force\", true or false");
+  }
+  auto cloned = node_.reinitialize(kReinitializeWait);
+  if (!cloned.ok())
+    return text(503, cloned.error().message);
+  return text(200, "reinitialized from " + *cloned);
+}
+
 HttpReply ClusterActions::patchConfig(const std::string& body) {
   return changeConfig(body, true);
 }

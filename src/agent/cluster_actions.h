@@ -49,9 +49,11 @@ class ClusterActions {
   struct NodeControl {
     std::function<Status(Millis)> restart;
     std::function<Status(Millis)> reload;
+    // Returns the member it cloned from.
+    std::function<Result<std::string>(Millis)> reinitialize;
   };
   void setNodeControl(NodeControl control) { node_ = std::move(control); }
-  bool hasNodeControl() const { return node_.restart && node_.reload; }
+  bool hasNodeControl() const { return node_.restart && node_.reload && node_.reinitialize; }
   // POST /restart: optional JSON {"role": "primary"|"master"|"replica", "restart_pending": true}
   // conditions (412 when they do not hold); 200 "restarted successfully" once PostgreSQL runs
   // again, 503 "restart failed: ..." otherwise. "schedule" is refused (400): no scheduled restarts.
@@ -60,6 +62,10 @@ class ClusterActions {
   HttpReply cancelRestart();
   // POST /reload: rewrites PostgreSQL's configuration and reloads it; 202 "reload scheduled".
   HttpReply reload();
+  // POST /reinitialize (optional {"force": bool}): re-clones this replica from the leader; 200
+  // "reinitialized from <leader>" when it streams again, 503 "reinitialize refused: ..." on the
+  // primary or without a leader, 503 "reinitialize failed: ..." otherwise.
+  HttpReply reinitialize(const std::string& body);
 
  private:
   HttpReply requestHandover(const std::string& body, bool failover);
@@ -80,5 +86,7 @@ class ClusterActions {
 
 // How long POST /restart waits for PostgreSQL to stop and start again.
 inline constexpr Millis kRestartWait{110000};
+// How long POST /reinitialize waits for the new clone to start.
+inline constexpr Millis kReinitializeWait{590000};
 
 }  // namespace pgf

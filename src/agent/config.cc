@@ -93,6 +93,9 @@ Status parseRoot(const YAML::Node& root, LoadedConfig& out) {
   if (st.ok())
     st = parsePostgresql(yaml::child(root, "postgresql"), config.postgresql, warnings);
   if (st.ok())
+    st = parseCallbacks(yaml::child(yaml::child(root, "postgresql"), "callbacks"), config.callbacks,
+                        warnings);
+  if (st.ok())
     st = parseTags(yaml::child(root, "tags"), config.tags, warnings);
   return st;
 }

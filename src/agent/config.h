@@ -3,6 +3,7 @@
 // invalid value is an error that stops the start.
 #pragma once
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -41,6 +42,9 @@ struct AgentConfig {
   HaSettings bootstrap_dcs;  // bootstrap.dcs timing and failover settings
   nlohmann::json bootstrap_dcs_raw = nlohmann::json::object();  // written to "config" at bootstrap
   PostgresConfig postgresql;
+  // postgresql.callbacks: action ("on_start", "on_stop", "on_restart", "on_reload",
+  // "on_role_change") -> command line; run as `<command> <action> <role> <scope>`.
+  std::map<std::string, std::string> callbacks;
   MemberTags tags;
 };
 

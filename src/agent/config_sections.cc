@@ -391,7 +391,7 @@ Status parsePostgresql(const YAML::Node& node, PostgresConfig& out,
     return st;
   yaml::warnUnknownKeys(node, "postgresql",
                         {"listen", "connect_address", "data_dir", "bin_dir", "pgpass",
-                         "authentication", "parameters", "pg_hba"},
+                         "authentication", "parameters", "pg_hba", "callbacks"},
                         warnings);
   if (auto st = optString(node, "data_dir", "postgresql", out.data_dir); !st.ok())
     return st;
@@ -440,6 +440,28 @@ Status parsePostgresql(const YAML::Node& node, PostgresConfig& out,
     if (!lines.ok())
       return lines.error();
     out.pg_hba = std::move(lines).value();
+  }
+  return okStatus();
+}
+
+Status parseCallbacks(const YAML::Node& node, std::map<std::string, std::string>& out,
+                      std::vector<std::string>& warnings) {
+  const std::string path = "postgresql.callbacks";
+  if (auto st = yaml::expectMap(node, path); !st.ok())
+    return st;
+  if (!yaml::isSet(node))
+    return okStatus();
+  yaml::warnUnknownKeys(
+      node, path, {"on_start", "on_stop", "on_restart", "on_reload", "on_role_change"}, warnings);
+  for (const char* action : {"on_start", "on_stop", "on_restart", "on_reload", "on_role_change"}) {
+    std::string command;
+    if (auto st = optString(node, action, path, command); !st.ok())
+      return st;
+    if (yaml::isSet(yaml::child(node, action)) &&
+        command.find_first_not_of(" \t") == std::string::npos)
+      return configError(yaml::joinPath(path, action), "needs a command");
+    if (!command.empty())
+      out[action] = command;
   }
   return okStatus();
 }

@@ -3,6 +3,7 @@
 // key by its dotted path) and appends a warning for every key it does not support.
 #pragma once
 
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -29,6 +30,9 @@ Status parseEtcd3(const YAML::Node& node, EtcdSettings& out, std::vector<std::st
 Status parseBootstrap(const YAML::Node& node, AgentConfig& out, std::vector<std::string>& warnings);
 Status parsePostgresql(const YAML::Node& node, PostgresConfig& out,
                        std::vector<std::string>& warnings);
+// postgresql.callbacks: a mapping of the five actions to non-empty command lines.
+Status parseCallbacks(const YAML::Node& node, std::map<std::string, std::string>& out,
+                      std::vector<std::string>& warnings);
 Status parseTags(const YAML::Node& node, MemberTags& out, std::vector<std::string>& warnings);
 
 // "host:port" (or "[v6]:port"): the port must be 1..65535. Without a port, `default_port` is used

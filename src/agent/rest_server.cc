@@ -112,6 +112,8 @@ HttpReply RestServer::answer(const HttpRequest& req) {
           return HttpReply{0, "", "", {}, [a] { return a->cancelRestart(); }};
         if (segment == "reload" && req.method == "POST")
           return HttpReply{0, "", "", {}, [a] { return a->reload(); }};
+        if (segment == "reinitialize" && req.method == "POST")
+          return HttpReply{0, "", "", {}, [a, body] { return a->reinitialize(body); }};
       }
     }
     AgentStatus snapshot = provider_();

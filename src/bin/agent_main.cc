@@ -113,7 +113,8 @@ int main(int argc, char** argv) {
       },
       [&agent] { return agent.status(); }, clock);
   actions.setNodeControl({[&agent](pgf::Millis t) { return agent.restartPostgres(t); },
-                          [&agent](pgf::Millis t) { return agent.reloadPostgres(t); }});
+                          [&agent](pgf::Millis t) { return agent.reloadPostgres(t); },
+                          [&agent](pgf::Millis t) { return agent.reinitialize(t); }});
   pgf::RestServer rest(config.restapi.listen, [&agent] { return agent.status(); });
   rest.setActions(&actions);
   rest.setCredentials(config.restapi.username, config.restapi.password);

@@ -14,6 +14,7 @@
 #include "ctl/history.h"
 #include "ctl/list.h"
 #include "ctl/pause.h"
+#include "ctl/reinit.h"
 #include "ctl/rest_client.h"
 #include "ctl/restart.h"
 #include "ctl/switchover.h"
@@ -163,6 +164,18 @@ int main(int argc, char** argv) {
   reload->add_flag("--force", force, "accepted for patronictl compatibility (no prompts)");
   addFormat(reload, format);
 
+  pgf::ctl::ReinitRequest reinit_request;
+  bool reinit_wait = false;  // accepted for patronictl compatibility: the answer comes at the end
+  auto* reinit = addVerb(app, "reinit",
+                         "clone members again from the leader, one at a time, in the order named",
+                         cluster_name);
+  reinit->add_option("member", reinit_request.members, "members to reinitialize (at least one)");
+  reinit->add_flag("--force", reinit_request.force,
+                   "send \"force\": true (pgfleetctl never prompts)");
+  reinit->add_flag("--wait", reinit_wait,
+                   "accepted for patronictl compatibility (pgfleetctl always waits)");
+  addFormat(reinit, format);
+
   CLI11_PARSE(app, argc, argv);
   pgf::initLogging("warning", "pgfleetctl");
 
@@ -226,5 +239,14 @@ int main(int argc, char** argv) {
                                  std::max(pgf::ctl::kReloadTimeout, globals.timeout()),
                                  outputFormat(format), std::cout, std::cerr);
     });
+  if (reinit->parsed()) {
+    // --timeout may lengthen the wait for each member, never shorten it below the time a clone
+    // of the leader's data can take.
+    reinit_request.timeout = std::max(pgf::ctl::kReinitTimeout, globals.timeout());
+    return run([&](const CtlTarget& t, pgf::Dcs& dcs) {
+      return pgf::ctl::runReinit(t, dcs, api, reinit_request, outputFormat(format), std::cout,
+                                 std::cerr);
+    });
+  }
   return 1;
 }

@@ -14,31 +14,11 @@ Error invalid(std::string message) {
   return makeError(ErrorCode::kInvalidArgument, std::move(message));
 }
 
-// Without a leader key (the lease ran out, or the cluster is paused while PostgreSQL was promoted
-// by hand) a member that says it runs as primary is restarted last all the same: restarting it
-// first would take the cluster's only writer down while its replicas are still to go.
-bool isLeader(const ClusterView& cluster, const MemberInfo& member) {
-  if (cluster.leader && !cluster.leader->name.empty())
-    return member.name == cluster.leader->name;
-  return member.isPrimaryRole();
-}
-
 std::string joinNames(const std::vector<std::string>& names) {
   std::string out;
   for (const auto& n : names)
     out += (out.empty() ? "" : ", ") + n;
   return out;
-}
-
-MemberOutcome answered(const MemberTarget& target, const Result<ApiAnswer>& answer) {
-  MemberOutcome o{target.member, target.role, Outcome::kFailed, std::nullopt, ""};
-  if (!answer.ok()) {
-    o.message = answer.error().message;
-    return o;
-  }
-  o.status = answer->status;
-  o.message = answerText(answer->body);
-  return o;
 }
 
 // The answer as a failure message names it: "503 restart failed: ...", or the transport error.
@@ -98,6 +78,27 @@ Result<MemberPlan> loadPlan(const CtlTarget& target, Dcs& dcs,
 }
 
 }  // namespace
+
+MemberOutcome answered(const MemberTarget& target, const Result<ApiAnswer>& answer) {
+  MemberOutcome o{target.member, target.role, Outcome::kFailed, std::nullopt, ""};
+  if (!answer.ok()) {
+    o.message = answer.error().message;
+    return o;
+  }
+  o.status = answer->status;
+  o.message = answerText(answer->body);
+  return o;
+}
+
+// Without a leader key (the lease ran out, or the cluster is paused while PostgreSQL was promoted
+// by hand) a member that says it runs as primary counts as the leader all the same: restarting it
+// first would take the cluster's only writer down while its replicas are still to go, and
+// reinitializing it would wipe that writer's data.
+bool isLeader(const ClusterView& cluster, const MemberInfo& member) {
+  if (cluster.leader && !cluster.leader->name.empty())
+    return member.name == cluster.leader->name;
+  return member.isPrimaryRole();
+}
 
 Result<RestartRole> parseRestartRole(const std::string& text) {
   if (text == "any")
@@ -213,6 +214,23 @@ json outcomesJson(const std::vector<MemberOutcome>& outcomes) {
   return array;
 }
 
+std::optional<std::string> firstFailure(const std::string& verb,
+                                        const std::vector<MemberOutcome>& outcomes) {
+  auto failed = std::find_if(outcomes.begin(), outcomes.end(),
+                             [](const MemberOutcome& o) { return o.outcome == Outcome::kFailed; });
+  if (failed == outcomes.end())
+    return std::nullopt;
+  std::vector<std::string> not_tried;
+  for (const auto& o : outcomes)
+    if (o.outcome == Outcome::kNotTried)
+      not_tried.push_back(o.member);
+  std::string message =
+      fmt::format("{} failed on {}: {}", verb, failed->member, answerSummary(*failed));
+  if (!not_tried.empty())
+    message += "; not tried: " + joinNames(not_tried);
+  return message;
+}
+
 int runRestart(const CtlTarget& target, Dcs& dcs, MemberApi& api, const RestartRequest& request,
                OutputFormat format, std::ostream& out, std::ostream& err) {
   auto plan = loadPlan(target, dcs, request.members, err);
@@ -221,20 +239,8 @@ int runRestart(const CtlTarget& target, Dcs& dcs, MemberApi& api, const RestartR
   const MemberCall call{"restarting",    "/restart", restartBody(request).dump(),
                         request.timeout, true,       restartOutcome};
   const auto outcomes = callEach(target, api, rollingOrder(plan->targets), call, format, out, err);
-
-  auto failed = std::find_if(outcomes.begin(), outcomes.end(),
-                             [](const MemberOutcome& o) { return o.outcome == Outcome::kFailed; });
-  if (failed == outcomes.end())
-    return 0;
-  std::vector<std::string> not_tried;
-  for (const auto& o : outcomes)
-    if (o.outcome == Outcome::kNotTried)
-      not_tried.push_back(o.member);
-  std::string message =
-      fmt::format("restart failed on {}: {}", failed->member, answerSummary(*failed));
-  if (!not_tried.empty())
-    message += "; not tried: " + joinNames(not_tried);
-  return reportFailure(err, invalid(message));
+  const auto failure = firstFailure("restart", outcomes);
+  return failure ? reportFailure(err, invalid(*failure)) : 0;
 }
 
 int runReload(const CtlTarget& target, Dcs& dcs, MemberApi& api,

@@ -70,6 +70,10 @@ struct MemberPlan {
 Result<MemberPlan> planMembers(const std::string& scope, const ClusterView& cluster,
                                const std::vector<std::string>& names);
 
+// Whether `member` counts as the leader: it holds the leader key; without one, it publishes the
+// primary role.
+bool isLeader(const ClusterView& cluster, const MemberInfo& member);
+
 // The order of a rolling restart: the replicas in name order, then the leader.
 std::vector<MemberTarget> rollingOrder(std::vector<MemberTarget> targets);
 
@@ -87,6 +91,10 @@ struct MemberOutcome {
   std::string message;        // the answer's text, the transport error, or "not tried"
 };
 
+// A member's answer (or the transport error) as an outcome: kFailed with the status and text;
+// the caller decides which statuses mean done or skipped.
+MemberOutcome answered(const MemberTarget& target, const Result<ApiAnswer>& answer);
+
 // What an answer to POST /restart means: 200 done, 412 skipped (a condition does not hold),
 // anything else, or no answer, failed.
 MemberOutcome restartOutcome(const MemberTarget& target, const Result<ApiAnswer>& answer);
@@ -98,6 +106,12 @@ MemberOutcome reloadOutcome(const MemberTarget& target, const Result<ApiAnswer>&
 std::string outcomeLine(const MemberOutcome& outcome);
 // [{"member", "role", "status", "message"}, ...]; "status" is null when no answer came.
 nlohmann::json outcomesJson(const std::vector<MemberOutcome>& outcomes);
+
+// When a verb that stops at the first failure (restart, reinit) met one, what it says:
+// "<verb> failed on n3: 503 restart failed: ...; not tried: n1, n2" (the "not tried" part only
+// when some were not); none when no member failed.
+std::optional<std::string> firstFailure(const std::string& verb,
+                                        const std::vector<MemberOutcome>& outcomes);
 
 // The rolling restart. stdout gets one line per member (pretty, each as soon as it is known) or
 // the JSON array; in pretty mode stderr gets "restarting n2 (replica) ..." before each request.

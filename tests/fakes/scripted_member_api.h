@@ -49,4 +49,15 @@ class ScriptedApi final : public MemberApi {
   Script script_;
 };
 
+// A member key as an agent writes it, with its PostgreSQL port 2576 below its REST API port.
+inline std::string fakeMemberKey(int api_port, const std::string& role) {
+  return nlohmann::json{
+      {"conn_url", "postgres://127.0.0.1:" + std::to_string(api_port - 2576) + "/postgres"},
+      {"api_url", "http://127.0.0.1:" + std::to_string(api_port) + "/patroni"},
+      {"state", role == "master" ? "running" : "streaming"},
+      {"role", role},
+      {"timeline", 1}}
+      .dump();
+}
+
 }  // namespace pgf::ctl

@@ -2,6 +2,7 @@
 // through the REST API: switchover (immediate and scheduled), failover to a named candidate, pause
 // and resume, and live configuration changes, with the REST API's credentials enforced.
 #include <signal.h>
+#include <sys/stat.h>
 
 #include <chrono>
 #include <fstream>
@@ -32,6 +33,7 @@ class ClusterOpsTest : public ClusterTest {
     options.loop_wait = 1;
     options.retry_timeout = 2;
     options.rest_password = kRestPassword;
+    options.callbacks = true;
     ClusterTest::startCluster(options);
   }
 
@@ -112,6 +114,25 @@ TEST_F(ClusterOpsTest, SwitchoverLosesNoRowAndTheFormerPrimaryStreamsWithoutRewi
   EXPECT_EQ(log.find("rewinding from"), std::string::npos) << "a switchover needs no rewind";
   EXPECT_EQ(log.find("cloning from"), log.rfind("cloning from")) << "no second clone";
   EXPECT_TRUE(cluster_->waitHealthy(Millis(seconds(30))));
+
+  // The callbacks ran, with (action, role, scope).
+  EXPECT_TRUE(waitUntil(
+      [&] {
+        std::ifstream in(cluster_->callbackLog(candidate));
+        std::stringstream text;
+        text << in.rdbuf();
+        return text.str().find("on_role_change master itest\n") != std::string::npos;
+      },
+      Millis(seconds(10))));
+  EXPECT_TRUE(waitUntil(
+      [&] {
+        std::ifstream in(cluster_->callbackLog(old));
+        std::stringstream text;
+        text << in.rdbuf();
+        return text.str().find("on_role_change replica itest\n") != std::string::npos &&
+               text.str().find("on_start master itest\n") != std::string::npos;
+      },
+      Millis(seconds(10))));
 
   // The request is gone, and a switchover to a member that does not exist is refused.
   auto r = cluster_->query(cluster_->nodeParams(candidate), "SELECT 1");
@@ -298,6 +319,32 @@ TEST_F(ClusterOpsTest, ParametersApplyByReloadAndAPendingRestartEndsWithARolling
   EXPECT_EQ(cluster_->restCall(primary, "POST", "/restart", "", &answer, false), 401);
 }
 
+TEST_F(ClusterOpsTest, ReinitializeClonesAReplicaAgainAndIsRefusedOnThePrimary) {
+  startCluster();
+  const int primary = *cluster_->primaryIndex();
+  const int replica = (primary + 1) % 3;
+  ASSERT_TRUE(writeThroughHaproxy("CREATE TABLE r (v int); INSERT INTO r VALUES (1), (2)",
+                                  Millis(seconds(20))));
+  std::string answer;
+  EXPECT_EQ(cluster_->restCall(primary, "POST", "/reinitialize", "", &answer), 503);
+  EXPECT_EQ(answer, "reinitialize refused: this member is the primary");
+  struct stat before {};
+  ASSERT_EQ(::stat((cluster_->dataDir(replica) + "/base").c_str(), &before), 0);
+
+  EXPECT_EQ(cluster_->restCall(replica, "POST", "/reinitialize", R"({"force": true})", &answer),
+            200)
+      << answer;
+  EXPECT_EQ(answer, "reinitialized from " + cluster_->name(primary));
+  struct stat after {};
+  ASSERT_EQ(::stat((cluster_->dataDir(replica) + "/base").c_str(), &after), 0);
+  EXPECT_NE(before.st_ino, after.st_ino) << "the data directory was not cloned again";
+  ASSERT_TRUE(writeThroughHaproxy("INSERT INTO r VALUES (3)", Millis(seconds(10))));
+  EXPECT_TRUE(waitUntil([&] { return count(cluster_->nodeParams(replica), "r") == 3; },
+                        Millis(seconds(30))));
+  EXPECT_TRUE(cluster_->waitHealthy(Millis(seconds(30))));
+  EXPECT_EQ(cluster_->primaryIndex(), primary);
+}
+
 TEST_F(ClusterOpsTest, PgfleetctlAndPatronictlDriveTheSameCluster) {
   startCluster();
   const int first = *cluster_->primaryIndex();
@@ -356,6 +403,18 @@ TEST_F(ClusterOpsTest, PgfleetctlAndPatronictlDriveTheSameCluster) {
   ASSERT_GE(history.size(), 2u);
   EXPECT_EQ(history[history.size() - 2][4], cluster_->name(second));
   EXPECT_EQ(history.back()[4], cluster_->name(third));
+
+  // A rolling restart of every member, and a replica cloned anew, keep the same leader.
+  EXPECT_EQ(ctl(PGFLEET_CTL_BIN, {"restart", "--force"}, &out), 0) << out;
+  for (int i = 0; i < cluster_->nodes(); ++i)
+    EXPECT_NE(out.find(cluster_->name(i) + ": restarted successfully"), std::string::npos) << out;
+  EXPECT_EQ(ctl(PGFLEET_CTL_BIN, {"reinit", "itest", cluster_->name(first), "--force"}, &out), 0)
+      << out;
+  EXPECT_NE(out.find(cluster_->name(first) + ": reinitialized from " + cluster_->name(third)),
+            std::string::npos)
+      << out;
+  EXPECT_TRUE(cluster_->waitHealthy(Millis(seconds(30))));
+  EXPECT_EQ(cluster_->primaryIndex(), third);
 
   // Without the credentials the REST API refuses, and pgfleetctl says so in one line.
   CommandSpec spec;

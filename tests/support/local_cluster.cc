@@ -97,7 +97,8 @@ std::string LocalCluster::etcdEndpoint() const {
 }
 
 std::string LocalCluster::nodeConfig(int i) const {
-  return fmt::format(R"(scope: {scope}
+  return fmt::format(
+      R"(scope: {scope}
 namespace: /service
 name: {name}
 log:
@@ -142,21 +143,25 @@ postgresql:
   parameters:
     shared_buffers: 32MB
     max_connections: 50
-)",
-                     fmt::arg("scope", options_.scope), fmt::arg("name", name(i)),
-                     fmt::arg("api", ports_[i].api), fmt::arg("etcd", etcdEndpoint()),
-                     fmt::arg("ttl", options_.ttl), fmt::arg("loop_wait", options_.loop_wait),
-                     fmt::arg("retry", options_.retry_timeout),
-                     fmt::arg("rewind", options_.use_pg_rewind ? "true" : "false"),
-                     fmt::arg("pg", ports_[i].pg), fmt::arg("dir", dir_),
-                     fmt::arg("su", superuser_password_), fmt::arg("repl", replication_password_),
-                     fmt::arg("sync", options_.synchronous_mode ? "true" : "false"),
-                     fmt::arg("strict", options_.synchronous_mode_strict ? "true" : "false"),
-                     fmt::arg("auth", options_.rest_password.empty()
-                                          ? std::string()
-                                          : fmt::format("  authentication:\n    username: admin\n"
-                                                        "    password: {}\n",
-                                                        options_.rest_password)));
+{callbacks})",
+      fmt::arg("scope", options_.scope), fmt::arg("name", name(i)), fmt::arg("api", ports_[i].api),
+      fmt::arg("etcd", etcdEndpoint()), fmt::arg("ttl", options_.ttl),
+      fmt::arg("loop_wait", options_.loop_wait), fmt::arg("retry", options_.retry_timeout),
+      fmt::arg("rewind", options_.use_pg_rewind ? "true" : "false"), fmt::arg("pg", ports_[i].pg),
+      fmt::arg("dir", dir_), fmt::arg("su", superuser_password_),
+      fmt::arg("repl", replication_password_),
+      fmt::arg("sync", options_.synchronous_mode ? "true" : "false"),
+      fmt::arg("callbacks", options_.callbacks
+                                ? fmt::format("  callbacks:\n    on_start: /bin/sh {0}/{1}/cb.sh\n"
+                                              "    on_role_change: /bin/sh {0}/{1}/cb.sh\n",
+                                              dir_, name(i))
+                                : std::string()),
+      fmt::arg("strict", options_.synchronous_mode_strict ? "true" : "false"),
+      fmt::arg("auth", options_.rest_password.empty()
+                           ? std::string()
+                           : fmt::format("  authentication:\n    username: admin\n"
+                                         "    password: {}\n",
+                                         options_.rest_password)));
 }
 
 Status LocalCluster::start() {
@@ -183,6 +188,12 @@ Status LocalCluster::start() {
       return makeError(ErrorCode::kIo, "chown " + node_dir);
     chmod(node_dir.c_str(), 0700);
     writeFile(configPath(i), nodeConfig(i), 0644);
+    if (options_.callbacks) {
+      const std::string script = node_dir + "/cb.sh";
+      writeFile(script, fmt::format("echo \"$@\" >> {}\n", callbackLog(i)), 0644);
+      if (chown(script.c_str(), uid_, gid_) != 0)
+        return makeError(ErrorCode::kIo, "chown " + script);
+    }
   }
   for (int i = 0; i < nodes(); ++i)
     PGF_TRY(startAgent(i), "starting " + name(i));
@@ -387,6 +398,10 @@ Result<PgResult> LocalCluster::query(const ConnParams& params, const std::string
   if (!conn.ok())
     return conn.error();
   return conn->query(sql, {}, timeout);
+}
+
+std::string LocalCluster::callbackLog(int i) const {
+  return fmt::format("{}/{}/callbacks.log", dir_, name(i));
 }
 
 std::string LocalCluster::logTails(int lines) const {

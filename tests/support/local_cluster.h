@@ -32,6 +32,9 @@ struct ClusterOptions {
   std::string rest_password = {};
   bool synchronous_mode = false;
   bool synchronous_mode_strict = false;
+  // Every node gets on_start and on_role_change callbacks that append "<action> <role> <scope>"
+  // to callbackLog(i).
+  bool callbacks = false;
 };
 
 struct NodePorts {
@@ -83,6 +86,7 @@ class LocalCluster {
   std::string etcdEndpoint() const;
   std::string configPath(int i) const;
   std::string dataDir(int i) const;
+  std::string callbackLog(int i) const;
   std::string superuserPassword() const { return superuser_password_; }
   // The last lines of every agent's log, for a failing test's output.
   std::string logTails(int lines = 40) const;

@@ -242,15 +242,16 @@ TEST_F(ClusterActionsTest, PatchMergesAndValidatesPutReplaces) {
   EXPECT_EQ(a.putConfig(R"({"ttl": 0})").status, 400);
 }
 
-TEST_F(ClusterActionsTest, RestartChecksItsConditionsThenAsksTheLoop) {
+TEST_F(ClusterActionsTest, RestartReloadAndReinitializeAskTheLoop) {
   int restarts = 0;
   Status outcome = okStatus();
   ClusterActions a = actions();
+  Result<std::string> cloned = std::string("node1");
   a.setNodeControl({[&](Millis) {
                       ++restarts;
                       return outcome;
                     },
-                    [&](Millis) { return okStatus(); }});
+                    [&](Millis) { return okStatus(); }, [&](Millis) { return cloned; }});
   EXPECT_TRUE(a.hasNodeControl());
   // The status snapshot says: a replica without a pending restart.
   EXPECT_EQ(a.restart(R"({"role": "primary"})").status, 412);
@@ -275,6 +276,16 @@ TEST_F(ClusterActionsTest, RestartChecksItsConditionsThenAsksTheLoop) {
   EXPECT_EQ(a.cancelRestart().status, 404);
   EXPECT_EQ(a.reload().status, 202);
   EXPECT_EQ(a.reload().body, "reload scheduled");
+
+  EXPECT_EQ(a.reinitialize("").body, "reinitialized from node1");
+  EXPECT_EQ(a.reinitialize(R"({"force": true})").status, 200);
+  EXPECT_EQ(a.reinitialize(R"({"force": "yes"})").status, 400);
+  EXPECT_EQ(a.reinitialize(R"({"wipe": true})").status, 400);
+  cloned =
+      makeError(ErrorCode::kInvalidArgument, "reinitialize refused: this member is the primary");
+  HttpReply refused = a.reinitialize("");
+  EXPECT_EQ(refused.status, 503);
+  EXPECT_EQ(refused.body, "reinitialize refused: this member is the primary");
 }
 
 TEST_F(ClusterActionsTest, PatchNeedsAConfigKey) {

@@ -342,7 +342,8 @@ TEST(AgentConfig, YamlSyntaxErrorNamesItsLine) {
 
 TEST(AgentConfig, WarnsAboutEveryUnsupportedKeyByPath) {
   auto r = parseAgentConfig(without(
-      minimal("  callbacks:\n    on_start: /bin/true\n  authentication:\n    superuser:\n"
+      minimal("  callbacks:\n    on_start: /bin/true\n    on_boot: /bin/true\n  authentication:\n  "
+              "  superuser:\n"
               "      sslmode: require\n    other: {}\n"
               "restapi:\n  authentication:\n    username: u\n    password: p\n  certfile: /c\n"
               "etcd3:\n  host: a:1\n  cacert: /ca\n"
@@ -353,7 +354,7 @@ TEST(AgentConfig, WarnsAboutEveryUnsupportedKeyByPath) {
   ASSERT_TRUE(r.ok()) << r.error().toString();
   const auto& w = r->warnings;
   for (const char* key :
-       {"postgresql.callbacks", "postgresql.authentication.superuser.sslmode",
+       {"postgresql.callbacks.on_boot", "postgresql.authentication.superuser.sslmode",
         "postgresql.authentication.other", "restapi.certfile", "etcd3.cacert",
         "bootstrap.dcs.master_start_timeout", "bootstrap.dcs.postgresql.recovery_conf",
         "bootstrap.users", "watchdog", "log.dir", "tags.replicatefrom"}) {

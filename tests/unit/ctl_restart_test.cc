@@ -25,15 +25,6 @@ Result<ApiAnswer> restarted(const Sent&) {
   return ApiAnswer{200, "restarted successfully"};
 }
 
-std::string memberJson(int api_port, const std::string& role) {
-  return json{{"conn_url", fmt::format("postgres://127.0.0.1:{}/postgres", api_port - 2576)},
-              {"api_url", fmt::format("http://127.0.0.1:{}/patroni", api_port)},
-              {"state", role == "master" ? "running" : "streaming"},
-              {"role", role},
-              {"timeline", 1}}
-      .dump();
-}
-
 const std::string kN1 = "http://127.0.0.1:8008";
 const std::string kN2 = "http://127.0.0.1:8009";
 const std::string kN3 = "http://127.0.0.1:8010";
@@ -45,9 +36,9 @@ class CtlRestart : public ::testing::Test {
     store_->put("/service/demo/initialize", "7312345678901234567");
     store_->put("/service/demo/config", R"({"ttl":30,"loop_wait":10})");
     store_->put("/service/demo/leader", "n2");
-    store_->put("/service/demo/members/n1", memberJson(8008, "replica"));
-    store_->put("/service/demo/members/n2", memberJson(8009, "master"));
-    store_->put("/service/demo/members/n3", memberJson(8010, "replica"));
+    store_->put("/service/demo/members/n1", fakeMemberKey(8008, "replica"));
+    store_->put("/service/demo/members/n2", fakeMemberKey(8009, "master"));
+    store_->put("/service/demo/members/n3", fakeMemberKey(8010, "replica"));
     target_.scope = "demo";
     target_.etcd.hosts = {"127.0.0.1:2379"};
   }
@@ -113,7 +104,7 @@ TEST_F(CtlRestart, PlansNamedMembersOrEveryMemberWithAnApi) {
 }
 
 TEST_F(CtlRestart, RollsThroughTheReplicasByNameThenTheLeader) {
-  store_->put("/service/demo/members/n0", memberJson(8011, "replica"));
+  store_->put("/service/demo/members/n0", fakeMemberKey(8011, "replica"));
   auto plan = planMembers("demo", view(), {});
   ASSERT_TRUE(plan.ok());
   std::vector<std::string> order;
