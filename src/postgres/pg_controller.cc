@@ -537,42 +537,37 @@ Status LocalPostgresController::reload() {
   return okStatus();
 }
 
-Result<bool> LocalPostgresController::setClusterParameters(
-    const std::map<std::string, std::string>& params) {
-  std::map<std::string, std::string> previous;
+template <typename T>
+Result<bool> LocalPostgresController::replaceAndReload(T PostgresConfig::*field, const T& value,
+                                                       const char* what) {
+  T previous;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (config_.dcs_parameters == params)
+    if (config_.*field == value)
       return false;
-    previous = config_.dcs_parameters;
-    config_.dcs_parameters = params;
+    previous = config_.*field;
+    config_.*field = value;
   }
   auto reloaded = reload();
   if (!reloaded.ok()) {
     std::lock_guard<std::mutex> lock(mu_);
-    config_.dcs_parameters = previous;
-    return reloaded.error().wrap("applying the cluster's postgresql.parameters");
+    config_.*field = previous;
+    return reloaded.error().wrap(what);
   }
   return true;
 }
 
+Result<bool> LocalPostgresController::setClusterParameters(
+    const std::map<std::string, std::string>& params) {
+  return replaceAndReload(&PostgresConfig::dcs_parameters, params,
+                          "applying the cluster's postgresql.parameters");
+}
+
 Status LocalPostgresController::setSynchronousStandbyNames(
     const std::optional<std::string>& value) {
-  std::optional<std::string> previous;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (config_.synchronous_standby_names == value)
-      return okStatus();
-    previous = config_.synchronous_standby_names;
-    config_.synchronous_standby_names = value;
-  }
-  auto reloaded = reload();
-  if (!reloaded.ok()) {
-    std::lock_guard<std::mutex> lock(mu_);
-    config_.synchronous_standby_names = previous;
-    return reloaded.error().wrap("setting synchronous_standby_names");
-  }
-  return okStatus();
+  auto changed = replaceAndReload(&PostgresConfig::synchronous_standby_names, value,
+                                  "setting synchronous_standby_names");
+  return changed.ok() ? okStatus() : Status(changed.error());
 }
 
 Status LocalPostgresController::checkpoint(Millis timeout) {

@@ -75,6 +75,10 @@ class LocalPostgresController final : public PostgresController {
   const std::string& logFile() const { return log_file_; }
 
  private:
+  // Sets one field of the configuration and reloads; restores it when the reload fails. false:
+  // it already had that value.
+  template <typename T>
+  Result<bool> replaceAndReload(T PostgresConfig::*field, const T& value, const char* what);
   PgTool tool() const;
   bool isRunning(int* pid = nullptr) const;
   // Writes the password file, postgresql.conf, pg_hba.conf and the signal files: a standby
