@@ -217,6 +217,7 @@ LocalPostgres LocalPostgresController::probe() {
     st.sysid = sysid_;
     st.control_state =
         st.in_recovery ? ControlState::kInArchiveRecovery : ControlState::kInProduction;
+    keepStandbyTimeline(st);
     return st;
   }
   auto control = readControlData(bin_dir_, data_dir_, timeouts_.control_data);
@@ -237,7 +238,23 @@ LocalPostgres LocalPostgresController::probe() {
     if (upstream_ && !upstream_->host.empty())
       st.following_host = fmt::format("{}:{}", upstream_->host, upstream_->port);
   }
+  keepStandbyTimeline(st);
   return st;
+}
+
+void LocalPostgresController::keepStandbyTimeline(LocalPostgres& st) {
+  // A standby names its timeline only while its WAL receiver streams; between two connections it
+  // falls back to its last restartpoint's, which can be older than the WAL it already received.
+  // Within one postmaster's life a standby's timeline never goes back, so the highest one seen is
+  // kept: paired with the received position, an older one would look like a divergence.
+  if (!st.running || !st.in_recovery || !st.accepting) {
+    if (!st.running)
+      standby_timeline_ = {};
+    return;
+  }
+  if (standby_timeline_.first == st.postmaster_pid)
+    st.timeline = std::max(st.timeline, standby_timeline_.second);
+  standby_timeline_ = {st.postmaster_pid, st.timeline};
 }
 
 bool LocalPostgresController::queryServer(LocalPostgres& st) {

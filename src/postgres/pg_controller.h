@@ -16,6 +16,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "postgres/controller.h"
@@ -87,6 +88,8 @@ class LocalPostgresController final : public PostgresController {
   Result<PgConnection> connectLocal(Millis timeout) const;
   // Reads the running server's state into `st` through probe_conn_; false when it does not answer.
   bool queryServer(LocalPostgres& st);
+  // Keeps a running standby's timeline from going back between probes (see the definition).
+  void keepStandbyTimeline(LocalPostgres& st);
   ConnParams sourceParams(const UpstreamConn& source, const PgUser& user) const;
   Result<CommandResult> pgCtl(const std::vector<std::string>& args, Millis timeout) const;
   std::string logTail() const;
@@ -109,6 +112,7 @@ class LocalPostgresController final : public PostgresController {
   std::mutex probe_call_mu_;  // one probe() at a time (sysid_ is read and written there)
   std::optional<PgConnection> probe_conn_;
   std::string sysid_;
+  std::pair<int, int> standby_timeline_;  // {postmaster pid, highest timeline seen}; probe() only
 };
 
 }  // namespace pgf

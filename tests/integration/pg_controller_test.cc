@@ -322,6 +322,56 @@ TEST_F(PgControllerTest, BootstrapCloneFailoverAndRewind) {
   EXPECT_EQ(st.timeline, 2);
 }
 
+// A switchover's former primary restarts as a standby on the old timeline and streams the new
+// one; when its upstream goes away in turn (a second switchover), it must still report the new
+// timeline with the WAL it received, or that WAL would look like a divergence from the history.
+TEST_F(PgControllerTest, StandbyKeepsTheTimelineItStreamedWhenItsUpstreamStops) {
+  Node a = makeNode("node-a");
+  Node b = makeNode("node-b");
+  ASSERT_TRUE(a.ctl->bootstrap().ok());
+  ASSERT_TRUE(a.ctl->syncReplicationSlots({"node_b"}).ok());
+  auto cloned = b.ctl->cloneFrom(a.asUpstream("node_b"));
+  ASSERT_TRUE(cloned.ok()) << cloned.error().message;
+  UpstreamConn from_a = a.asUpstream("node_b");
+  auto started = b.ctl->start(&from_a, kStartTimeout);
+  ASSERT_TRUE(started.ok()) << started.error().message;
+  LocalPostgres st;
+  ASSERT_TRUE(waitFor([&] { return (st = b.ctl->probe()).streaming; }));
+
+  // A clean switchover from a to b: a stops, b promotes, a restarts as b's standby.
+  ASSERT_TRUE(a.ctl->stop(StopMode::kFast, kStopTimeout).ok());
+  ASSERT_TRUE(waitFor([&] { return !b.ctl->probe().streaming; }));
+  auto promoted = b.ctl->promote(kStartTimeout);
+  ASSERT_TRUE(promoted.ok()) << promoted.error().message;
+  ASSERT_EQ(b.ctl->probe().timeline, 2);
+  ASSERT_TRUE(b.ctl->syncReplicationSlots({"node_a"}).ok());
+  UpstreamConn from_b = b.asUpstream("node_a");
+  started = a.ctl->start(&from_b, kStartTimeout);
+  ASSERT_TRUE(started.ok()) << started.error().message;
+  ASSERT_TRUE(waitFor([&] {
+    st = a.ctl->probe();
+    return st.streaming && st.timeline == 2;
+  })) << "the former primary never streamed timeline 2; timeline "
+      << st.timeline;
+  ASSERT_TRUE(exec(b, "CREATE TABLE after_switchover (id int)"));
+  const int64_t b_lsn = b.ctl->probe().wal_position;
+  ASSERT_TRUE(waitFor([&] { return a.ctl->probe().receive_lsn >= b_lsn; }));
+
+  // The upstream stops: the standby no longer streams, and still names timeline 2.
+  ASSERT_TRUE(b.ctl->stop(StopMode::kFast, kStopTimeout).ok());
+  ASSERT_TRUE(waitFor([&] { return !(st = a.ctl->probe()).streaming; }));
+  EXPECT_TRUE(st.running);
+  EXPECT_TRUE(st.in_recovery);
+  EXPECT_EQ(st.timeline, 2);
+  EXPECT_GE(st.wal_position, b_lsn);
+
+  // A restarted standby starts from its own files again.
+  ASSERT_TRUE(a.ctl->stop(StopMode::kFast, kStopTimeout).ok());
+  st = a.ctl->probe();
+  EXPECT_FALSE(st.running);
+  EXPECT_EQ(st.timeline, 2);  // the shutdown restartpoint is on timeline 2
+}
+
 TEST_F(PgControllerTest, StartStopAndRemoveDataDirectory) {
   Node n = makeNode("solo");
   ASSERT_TRUE(n.ctl->bootstrap().ok());
