@@ -9,6 +9,7 @@
 #include "common/log.h"
 #include "common/process.h"
 #include "ha/divergence.h"
+#include "ha/failsafe.h"
 #include "ha/switchover.h"
 #include "ha/sync.h"
 #include "postgres/lsn.h"
@@ -244,12 +245,19 @@ void Agent::cycle() {
   HaInput in;
   {
     std::lock_guard<std::mutex> lk(mu_);
-    const nlohmann::json* dcs_config = cluster && cluster->config ? &*cluster->config : nullptr;
+    if (cluster) {
+      last_dcs_config_ = cluster->config;
+      failsafe_members_ = cluster->failsafe ? parseFailsafeMembers(*cluster->failsafe)
+                                            : decltype(failsafe_members_){};
+    }
+    const nlohmann::json* dcs_config = last_dcs_config_ ? &*last_dcs_config_ : nullptr;
     settings_ = effectiveSettings(config_, dcs_config);
     min_ttl_ = std::min(min_ttl_, settings_.ttl);
     timing_ = deriveTiming(settings_);
     in.memory = memory_;
     in.settings = settings_;
+    if (!failsafe_leader_.empty() && clock_.now() < failsafe_until_)
+      in.failsafe_leader = failsafe_leader_;
   }
   dcs_->setTtl(settings_.ttl);
   dcs_->setRequestTimeout(timing_.request_timeout);
@@ -539,9 +547,23 @@ void Agent::setActivity(const std::string& activity) {
 }
 
 bool Agent::renewOrAcquire(bool acquire) {
+  if (acquire) {
+    // A failsafe promise and a lease acquisition exclude each other: acceptFailsafeHeartbeat
+    // refuses while one is in flight, and none starts while a promise holds.
+    std::lock_guard<std::mutex> lk(mu_);
+    if (!failsafe_leader_.empty() && failsafe_leader_ != config_.name &&
+        clock_.now() < failsafe_until_) {
+      spdlog::info("not taking the lease: {} still runs as primary in failsafe mode",
+                   failsafe_leader_);
+      return false;
+    }
+    acquiring_ = true;
+  }
   MonoTime sent = clock_.now();
   auto r = acquire ? dcs_->acquireLeader() : dcs_->renewLeader();
   std::lock_guard<std::mutex> lk(mu_);
+  acquiring_ = false;
+  last_renewal_unreachable_ = !r.ok() && r.error().code == ErrorCode::kDcsUnavailable;
   if (!r.ok()) {
     status_.counters.lease_renewal_failures++;
     spdlog::warn("{} the leader lease: {}", acquire ? "acquiring" : "renewing", r.error().message);
@@ -688,9 +710,19 @@ void Agent::execute(const Decision& d, const HaInput& in) {
       return;
     }
 
-    case Action::kRenewLease:
-      renewOrAcquire(false);
+    case Action::kRenewLease: {
+      bool renewed = renewOrAcquire(false);
+      bool failsafe = false;
+      {
+        std::lock_guard<std::mutex> lk(mu_);
+        failsafe = !renewed && last_renewal_unreachable_ && settings_.failsafe_mode;
+        if (renewed)
+          status_.failsafe_active = false;
+      }
+      if (failsafe && in.pg.running && !in.pg.in_recovery)
+        failsafeRound();
       return;
+    }
 
     case Action::kAcquireLease:
       renewOrAcquire(true);
@@ -781,12 +813,13 @@ void Agent::execute(const Decision& d, const HaInput& in) {
       if (!st.ok()) {
         spdlog::error("pg_rewind from {}: {}", d.source, st.error().message);
         setActivity("");
-        // An unreachable source is tried again next loop; only a rewind that ran and failed
-        // needs an operator.
-        bool unreachable = st.error().code == ErrorCode::kPostgresUnavailable ||
-                           st.error().code == ErrorCode::kTimeout;
+        // An unreachable source, or one not yet ready (still promoting, not yet checkpointed),
+        // is tried again next loop; only a rewind that ran and failed needs an operator.
+        bool transient = st.error().retryable ||
+                         st.error().code == ErrorCode::kPostgresUnavailable ||
+                         st.error().code == ErrorCode::kTimeout;
         std::lock_guard<std::mutex> lk(mu_);
-        memory_.rewind_failed = !unreachable;
+        memory_.rewind_failed = !transient;
         return;
       }
       diverged_from_.clear();
@@ -1019,6 +1052,14 @@ void Agent::manageSync(const ClusterView& cluster, const LocalPostgres& pg) {
 
 void Agent::leaderHousekeeping(const ClusterView& cluster, const LocalPostgres& pg) {
   manageSync(cluster, pg);
+  if (settings_.failsafe_mode) {
+    auto members = failsafeMembersJson(cluster, config_.name, identity_.api_url);
+    if (!cluster.failsafe || *cluster.failsafe != members)
+      if (auto st = dcs_->setFailsafe(members); !st.ok())
+        spdlog::warn("writing the failsafe key: {}", st.error().message);
+  } else if (cluster.failsafe) {
+    ignoreError(dcs_->deleteFailsafe(), "the next loop tries again");
+  }
   if (pg.wal_position != last_optime_) {
     auto st = dcs_->setStatus({{"optime", pg.wal_position}});
     if (st.ok())
@@ -1071,12 +1112,83 @@ void Agent::publish(const HaInput& in, const Decision& d, const std::string& act
   // We lead while we hold an unexpired lease (the fence clears it the moment it expires) and our
   // server runs as a primary.
   status_.is_leader = memory_.lease_deadline.has_value() && in.pg.running && !in.pg.in_recovery;
+  if (!status_.is_leader)
+    status_.failsafe_active = false;
+  status_.failsafe_members = failsafe_members_;
   status_.last_decision = d;
   status_.updated_at = clock_.wallNow();
   status_.last_loop = clock_.now();
   status_.counters.loops++;
   if (!in.pg.sysid.empty())
     status_.database_system_identifier = in.pg.sysid;
+}
+
+void Agent::failsafeRound() {
+  std::map<std::string, std::string> members;
+  FailsafeHeartbeat heartbeat{config_.name, identity_.conn_url, identity_.api_url, 0};
+  Millis timeout{};
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    members = failsafe_members_;
+    heartbeat.ttl = min_ttl_;
+    timeout = timing_.request_timeout;
+  }
+  MonoTime sent = clock_.now();
+  auto acks = postFailsafeHeartbeats(members, config_.name, failsafeHeartbeatJson(heartbeat).dump(),
+                                     config_.restapi.username, config_.restapi.password, timeout);
+  auto refusal = failsafeRefusal(members, config_.name, acks);
+  std::lock_guard<std::mutex> lk(mu_);
+  if (refusal) {
+    auto left = memory_.lease_deadline
+                    ? std::chrono::duration_cast<Millis>(*memory_.lease_deadline - clock_.now())
+                    : Millis(0);
+    spdlog::warn("failsafe: {}; the lease deadline stands (in {} ms)", *refusal, left.count());
+    status_.failsafe_active = false;
+    return;
+  }
+  // Every member promised not to compete until at least `sent` + ttl on its own clock.
+  MonoTime deadline = sent + Millis(heartbeat.ttl * 1000LL) - timing_.safety_margin;
+  if (!memory_.lease_deadline || clock_.now() >= *memory_.lease_deadline)
+    return;  // fenced meanwhile: a stopped primary is not revived by a late answer
+  if (deadline > *memory_.lease_deadline) {
+    memory_.lease_deadline = deadline;
+    if (watchdog_ != nullptr)
+      watchdog_->arm(deadline);
+    fence_cv_.notify_all();
+  }
+  if (!status_.failsafe_active)
+    spdlog::warn(
+        "failsafe: the dcs is unreachable but all {} other members accepted us: staying primary",
+        members.size() - 1);
+  status_.failsafe_active = true;
+}
+
+HttpReply Agent::acceptFailsafeHeartbeat(const std::string& body) {
+  auto text = [](int status, std::string message) {
+    return HttpReply{status, "text/plain; charset=utf-8", std::move(message), {}};
+  };
+  auto heartbeat = parseFailsafeHeartbeat(body);
+  std::lock_guard<std::mutex> lk(mu_);
+  if (!settings_.failsafe_mode)
+    return text(502, "failsafe_mode is not enabled");
+  if (!heartbeat)
+    return text(400, "expected a JSON object with the sender's \"name\"");
+  if (heartbeat->name == config_.name)
+    return text(400, "a failsafe heartbeat from ourselves");
+  if ((status_.pg.running && !status_.pg.in_recovery) || memory_.lease_deadline || acquiring_)
+    return text(500, "Running as a leader");
+  Millis hold(std::max(settings_.ttl, heartbeat->ttl) * 1000LL);
+  if (failsafe_leader_ != heartbeat->name || clock_.now() >= failsafe_until_)
+    spdlog::info(
+        "failsafe: {} runs as primary without the dcs; not competing for the lease for {} s",
+        heartbeat->name, hold.count() / 1000);
+  failsafe_leader_ = heartbeat->name;
+  failsafe_until_ = clock_.now() + hold;
+  HttpReply reply = text(200, "Accepted");
+  int64_t lsn = status_.pg.wal_position;
+  if (lsn > 0)
+    reply.headers["lsn"] = std::to_string(lsn);
+  return reply;
 }
 
 Agent::LeaseKeeper::LeaseKeeper(Agent& agent) : agent_(agent) {

@@ -23,6 +23,7 @@
 #include "agent/timing.h"
 #include "agent/watchdog.h"
 #include "common/clock.h"
+#include "common/http_server.h"
 #include "dcs/dcs.h"
 #include "ha/decision.h"
 #include "postgres/controller.h"
@@ -60,6 +61,11 @@ class Agent {
   // Reinitialize: a replica's data directory is removed and cloned again from the leader, then it
   // streams (refused on the primary, and without a leader). Says what it cloned from.
   Result<std::string> reinitialize(Millis timeout);
+  // POST /failsafe (ha/failsafe.h): a primary without the DCS asks us not to compete for the
+  // lease. 200 "Accepted" (with our WAL position in an "lsn" header) is that promise, kept for
+  // max(ttl, the sender's ttl) seconds; 500 when we run as (or are becoming) the primary; 502 when
+  // failsafe_mode is off; 400 for a malformed body. Never blocks on the HA loop.
+  HttpReply acceptFailsafeHeartbeat(const std::string& body);
 
  private:
   enum class NodeRequestKind { kRestart, kReload, kReinitialize };
@@ -111,6 +117,9 @@ class Agent {
   // Renews (or, with `acquire`, takes) the lease; on success moves the deadline. Returns whether we
   // hold the lease afterwards.
   bool renewOrAcquire(bool acquire);
+  // failsafe_mode, after a renewal the DCS did not answer: asks every member of the failsafe key
+  // to accept us; when all do, moves the lease deadline to (when asked) + ttl − margin.
+  void failsafeRound();
   void setActivity(const std::string& activity);
   // Where to stream from to follow `member` ("" = no upstream yet); nullopt when the member or its
   // conn_url is unknown (always, for a named member, when the DCS could not be read).
@@ -142,7 +151,6 @@ class Agent {
   HaSettings settings_;
   AgentStatus status_;
   MonoTime last_cycle_start_{};
-  bool primary_ = false;  // the last probe saw our server running as a primary
   std::optional<MonoTime> leader_missing_since_;
   bool long_action_ = false;            // see LeaseKeeper
   std::string activity_;                // what a long action is doing, shown as the member's state
@@ -164,6 +172,16 @@ class Agent {
   bool ssn_managed_ = false;                 // we set synchronous_standby_names ourselves
   std::map<std::string, int64_t>
       seen_sync_at_;  // when a scheduled switchover is due (guarded by mu_)
+  // The config and failsafe keys as last read: the settings and the failsafe members stay known
+  // while the DCS cannot be read.
+  std::optional<nlohmann::json> last_dcs_config_;
+  std::map<std::string, std::string> failsafe_members_;
+  bool last_renewal_unreachable_ = false;  // the last renewal failed for want of the DCS
+  bool acquiring_ = false;                 // a lease acquisition is in flight
+  // The failsafe promise we gave (acceptFailsafeHeartbeat): not competing for the lease while
+  // `failsafe_leader_` runs as primary, until `failsafe_until_`.
+  std::string failsafe_leader_;
+  MonoTime failsafe_until_{};
 };
 
 }  // namespace pgf

@@ -178,6 +178,7 @@ HaSettings effectiveSettings(const AgentConfig& config, const nlohmann::json* dc
   overrideBool(cfg, "synchronous_mode", s.synchronous_mode);
   overrideBool(cfg, "synchronous_mode_strict", s.synchronous_mode_strict);
   overrideInt(cfg, "synchronous_node_count", 1, s.synchronous_node_count);
+  overrideBool(cfg, "failsafe_mode", s.failsafe_mode);
   auto pg = cfg.find("postgresql");
   if (pg != cfg.end() && pg->is_object()) {
     overrideBool(*pg, "use_pg_rewind", s.use_pg_rewind);

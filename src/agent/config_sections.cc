@@ -121,7 +121,7 @@ Status parseBootstrapDcs(const YAML::Node& node, AgentConfig& out,
   yaml::warnUnknownKeys(
       node, path,
       {"ttl", "loop_wait", "retry_timeout", "maximum_lag_on_failover", "postgresql",
-       "synchronous_mode", "synchronous_mode_strict", "synchronous_node_count"},
+       "synchronous_mode", "synchronous_mode_strict", "synchronous_node_count", "failsafe_mode"},
       warnings);
   // The whole mapping goes to the DCS "config" key, including keys this agent ignores, so that a
   // Patroni node of the same cluster reads the settings it was given.
@@ -133,7 +133,8 @@ Status parseBootstrapDcs(const YAML::Node& node, AgentConfig& out,
         boundedInt(node, "retry_timeout", path, kMinRetryTimeout, s.retry_timeout, raw),
         boundedInt(node, "maximum_lag_on_failover", path, 0, s.maximum_lag_on_failover, raw),
         optBool(node, "synchronous_mode", path, s.synchronous_mode),
-        optBool(node, "synchronous_mode_strict", path, s.synchronous_mode_strict)}) {
+        optBool(node, "synchronous_mode_strict", path, s.synchronous_mode_strict),
+        optBool(node, "failsafe_mode", path, s.failsafe_mode)}) {
     if (!st.ok())
       return st;
   }
@@ -147,6 +148,8 @@ Status parseBootstrapDcs(const YAML::Node& node, AgentConfig& out,
     raw["synchronous_mode"] = s.synchronous_mode;
   if (yaml::isSet(yaml::child(node, "synchronous_mode_strict")))
     raw["synchronous_mode_strict"] = s.synchronous_mode_strict;
+  if (yaml::isSet(yaml::child(node, "failsafe_mode")))
+    raw["failsafe_mode"] = s.failsafe_mode;
 
   auto pg = yaml::child(node, "postgresql");
   const std::string pg_path = path + ".postgresql";

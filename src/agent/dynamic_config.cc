@@ -33,7 +33,7 @@ Status validateDynamicConfig(const json& config) {
           min == 0 ? "a non-negative integer" : fmt::format("an integer of at least {}", min),
           v.dump()));
   }
-  for (const char* key : {"pause", "synchronous_mode", "synchronous_mode_strict"})
+  for (const char* key : {"pause", "synchronous_mode", "synchronous_mode_strict", "failsafe_mode"})
     if (auto v = config.value(key, json()); !v.is_null() && !v.is_boolean())
       return invalid(fmt::format("{} must be true or false, not {}", key, v.dump()));
   const json pg = config.value("postgresql", json());

@@ -99,8 +99,9 @@ void patroniFamily(const AgentStatus& s, const nlohmann::json& pg, Exposition& e
         pg.value("server_version", 0));
   gauge("patroni_cluster_unlocked", "Value is 1 if the cluster is unlocked, 0 if locked.",
         pg.value("cluster_unlocked", false) ? 1 : 0);
-  gauge("patroni_failsafe_mode_is_active", "Value is 1 if the cluster is unlocked, 0 if locked.",
-        0);
+  gauge("patroni_failsafe_mode_is_active",
+        "Value is 1 if failsafe mode is active (primary without the DCS), 0 otherwise.",
+        s.failsafe_active ? 1 : 0);
   counter("patroni_postgres_timeline", "Postgres timeline of this node (if running), 0 otherwise.",
           pg.value("timeline", 0));
   gauge("patroni_dcs_last_seen",

@@ -2,8 +2,10 @@
 
 #include <future>
 
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "common/base64.h"
 #include "common/http_client.h"
 #include "postgres/lsn.h"
 
@@ -119,6 +121,48 @@ std::vector<PeerStatus> fetchPeerStatuses(const ClusterView& cluster, const std:
     }));
   }
   std::vector<PeerStatus> out;
+  out.reserve(futures.size());
+  for (auto& f : futures)
+    out.push_back(f.get());
+  return out;
+}
+
+std::vector<FailsafeAck> postFailsafeHeartbeats(const std::map<std::string, std::string>& members,
+                                                const std::string& self,
+                                                const std::string& heartbeat,
+                                                const std::string& username,
+                                                const std::string& password, Millis timeout) {
+  HttpHeaders headers = {{"Connection", "close"}, {"Content-Type", "application/json"}};
+  if (!username.empty() || !password.empty())
+    headers.emplace_back("Authorization", "Basic " + base64Encode(username + ":" + password));
+  std::vector<std::future<FailsafeAck>> futures;
+  for (const auto& [name, api_url] : members) {
+    if (name == self)
+      continue;
+    futures.push_back(
+        std::async(std::launch::async, [name, api_url, &heartbeat, &headers, timeout] {
+          FailsafeAck ack;
+          ack.name = name;
+          std::string host, path;
+          int port = 0;
+          if (!splitHttpUrl(api_url, &host, &port, &path)) {
+            ack.detail = fmt::format("unusable api_url \"{}\"", api_url);
+            return ack;
+          }
+          HttpConnection http(host, port);
+          auto res = http.request("POST", "/failsafe", headers, heartbeat,
+                                  std::chrono::steady_clock::now() + timeout);
+          if (!res.ok()) {
+            ack.detail = res.error().message;
+            return ack;
+          }
+          ack.accepted = res->status == 200 && res->body == "Accepted";
+          if (!ack.accepted)
+            ack.detail = fmt::format("{} {}", res->status, res->body.substr(0, 200));
+          return ack;
+        }));
+  }
+  std::vector<FailsafeAck> out;
   out.reserve(futures.size());
   for (auto& f : futures)
     out.push_back(f.get());

@@ -2,6 +2,7 @@
 // key is gone and this member must decide whether it is the best candidate.
 #pragma once
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -9,6 +10,7 @@
 #include "common/clock.h"
 #include "dcs/cluster_view.h"
 #include "ha/decision.h"
+#include "ha/failsafe.h"
 
 namespace pgf {
 
@@ -26,5 +28,14 @@ PeerStatus selfPeerStatus(const AgentStatus& s);
 
 std::vector<PeerStatus> fetchPeerStatuses(const ClusterView& cluster, const std::string& self,
                                           Millis timeout);
+
+// Sends `heartbeat` (JSON) to POST /failsafe of every member of `members` (name -> api_url) but
+// `self`, in parallel, each bounded by `timeout`, with basic-auth credentials when `username` or
+// `password` is set. A member accepts with 200 and the body "Accepted".
+std::vector<FailsafeAck> postFailsafeHeartbeats(const std::map<std::string, std::string>& members,
+                                                const std::string& self,
+                                                const std::string& heartbeat,
+                                                const std::string& username,
+                                                const std::string& password, Millis timeout);
 
 }  // namespace pgf

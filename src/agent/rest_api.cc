@@ -267,12 +267,17 @@ HttpReply route(const AgentStatus& s, const std::string& method, const std::stri
   if (segment == "config" && (method == "PATCH" || method == "PUT"))
     return errorReply(501,
                       fmt::format("{} {} is not implemented yet by pgfleet-agent", method, path));
+  if (segment == "failsafe" && method == "POST")
+    return errorReply(501, fmt::format("POST {} is not served by this server", path));
 
   HttpReply reply;
   if (segment == "patroni")
     reply = jsonReply(200, statusDocument(s, wall));
   else if (segment == "cluster" || segment == "history" || segment == "config")
     reply = clusterDocument(s, segment, wall);
+  else if (segment == "failsafe")
+    reply = s.settings.failsafe_mode ? jsonReply(200, json(s.failsafe_members))
+                                     : errorReply(502, "failsafe_mode is not enabled");
   else if (segment == "metrics")
     reply = HttpReply{200, kMetricsContentType, renderMetrics(s, now, wall), {}};
   else if (segment == "liveness")
@@ -284,7 +289,9 @@ HttpReply route(const AgentStatus& s, const std::string& method, const std::stri
 
   if (!get)
     return methodNotAllowed(method, path,
-                            segment == "config" ? "GET, HEAD, PATCH, PUT" : "GET, HEAD");
+                            segment == "config"     ? "GET, HEAD, PATCH, PUT"
+                            : segment == "failsafe" ? "GET, HEAD, POST"
+                                                    : "GET, HEAD");
   if (method == "HEAD") {
     reply.body.clear();
     reply.content_type.clear();

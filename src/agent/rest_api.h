@@ -69,6 +69,12 @@ class RestServer {
     primary_check_observer_ = std::move(observer);
   }
 
+  // Before start(): answers POST /failsafe (it must not block; Agent::acceptFailsafeHeartbeat).
+  // Without it, POST /failsafe answers 501.
+  void setFailsafeHandler(std::function<HttpReply(const std::string&)> handler) {
+    failsafe_handler_ = std::move(handler);
+  }
+
   // Binds the socket (an error if it cannot) and serves on a thread of its own.
   Status start();
   // Stops serving and joins the thread. Idempotent; the destructor calls it.
@@ -83,6 +89,7 @@ class RestServer {
   StatusProvider provider_;
   ClusterActions* actions_ = nullptr;
   std::function<void()> primary_check_observer_;
+  std::function<HttpReply(const std::string&)> failsafe_handler_;
   std::string username_;
   std::string password_;
   SystemClock system_clock_;

@@ -91,6 +91,8 @@ HttpReply RestServer::answer(const HttpRequest& req) {
       r.headers["WWW-Authenticate"] = "Basic realm=\"pgfleet\"";
       return r;
     }
+    if (failsafe_handler_ && req.method == "POST" && firstSegment(req.path) == "failsafe")
+      return failsafe_handler_(req.body);
     if (actions_ != nullptr) {
       const std::string_view segment = firstSegment(req.path);
       ClusterActions* a = actions_;

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -58,6 +59,10 @@ struct AgentStatus {
   // When a DCS read last succeeded (WallTime{} never): "dcs_last_seen" in /patroni.
   WallTime dcs_last_seen{};
   std::vector<WalSender> replication;  // primary only; empty when not collected
+  // failsafe_mode: we run as primary on the members' acknowledgements alone (the DCS is out of
+  // reach), and the members of the failsafe key as last read (GET /failsafe).
+  bool failsafe_active = false;
+  std::map<std::string, std::string> failsafe_members;
 };
 
 }  // namespace pgf

@@ -111,6 +111,8 @@ void addAgentFields(const AgentStatus& s, nlohmann::json& doc) {
   doc["patroni"] = {{"version", s.version}, {"scope", s.scope}};
   if (s.settings.paused)
     doc["pause"] = true;
+  if (s.failsafe_active)
+    doc["failsafe_mode_is_active"] = true;
   const auto& c = s.counters;
   doc["pgfleet"] = {
       {"name", s.name},

@@ -119,6 +119,8 @@ int main(int argc, char** argv) {
   rest.setActions(&actions);
   rest.setCredentials(config.restapi.username, config.restapi.password);
   rest.setPrimaryCheckObserver([&agent] { agent.notePrimaryCheck(); });
+  rest.setFailsafeHandler(
+      [&agent](const std::string& body) { return agent.acceptFailsafeHeartbeat(body); });
   auto started = rest.start();
   if (!started.ok()) {
     spdlog::critical("rest api: {}", started.error().message);

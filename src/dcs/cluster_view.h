@@ -11,6 +11,8 @@
 //   sync              JSON {"leader","sync_standby"}
 //   history           JSON [[timeline, lsn, reason, timestamp, new_leader], ...]
 //   status            JSON {"optime": <leader's WAL position>, "slots": {...}}
+//   failsafe          JSON {"<member>": "<api_url>", ...}: the members a primary must reach to keep
+//                     running without the DCS (failsafe_mode), written by the leader
 #pragma once
 
 #include <cstdint>
@@ -62,6 +64,7 @@ struct ClusterView {
   std::optional<nlohmann::json> sync;
   nlohmann::json history = nlohmann::json::array();
   std::optional<nlohmann::json> status;
+  std::optional<nlohmann::json> failsafe;
   int64_t revision = 0;  // the store revision this snapshot was read at
 
   const MemberInfo* member(const std::string& name) const {

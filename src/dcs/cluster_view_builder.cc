@@ -67,6 +67,10 @@ ClusterView buildClusterView(const std::vector<DcsKeyValue>& kvs, int64_t revisi
       auto j = parseJson(kv.value);
       if (j && j->is_object())
         view.status = std::move(*j);
+    } else if (key == dcs_keys::kFailsafe) {
+      auto j = parseJson(kv.value);
+      if (j && j->is_object())
+        view.failsafe = std::move(*j);
     }
   }
   std::sort(view.members.begin(), view.members.end(),

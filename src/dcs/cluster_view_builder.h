@@ -35,6 +35,7 @@ inline constexpr std::string_view kFailover = "failover";
 inline constexpr std::string_view kSync = "sync";
 inline constexpr std::string_view kHistory = "history";
 inline constexpr std::string_view kStatus = "status";
+inline constexpr std::string_view kFailsafe = "failsafe";
 }  // namespace dcs_keys
 
 // The keys whose changes wake Dcs::waitForChange (see dcs.h): the ones the HA loop reacts to.

@@ -69,6 +69,8 @@ class Dcs {
   virtual Status setFailover(const nlohmann::json& failover) = 0;
   virtual Status deleteFailover() = 0;
   virtual Status setSync(const nlohmann::json& sync) = 0;
+  virtual Status setFailsafe(const nlohmann::json& failsafe) = 0;
+  virtual Status deleteFailsafe() = 0;
 
   // Blocks until one of the keys the HA loop reacts to (initialize, config, leader, failover, sync)
   // changes at a revision above `after_revision`, or until `timeout` passes. true: one changed.

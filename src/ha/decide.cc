@@ -13,6 +13,7 @@
 
 #include "ha/candidate.h"
 #include "ha/decision.h"
+#include "ha/failsafe.h"
 #include "ha/switchover.h"
 #include "ha/sync.h"
 #include "postgres/lsn.h"
@@ -314,6 +315,26 @@ Decision anotherLeads(const HaInput& in, const std::string& leader) {
   return make(Action::kNone, fmt::format("following {}", leader));
 }
 
+// Rule 8's failsafe restraint (ha/failsafe.h): no lease race while a failsafe promise holds, nor
+// for a member the failsafe key leaves out.
+Step failsafeRestraint(const HaInput& in) {
+  if (!in.settings.failsafe_mode || !in.cluster)
+    return std::nullopt;
+  if (!in.failsafe_leader.empty() && in.failsafe_leader != in.self)
+    return make(Action::kNone,
+                fmt::format("no leader key, but {} still runs as primary in failsafe mode (its "
+                            "heartbeat was accepted): not competing for the lease",
+                            in.failsafe_leader));
+  if (in.cluster->failsafe) {
+    auto members = parseFailsafeMembers(*in.cluster->failsafe);
+    if (!members.empty() && members.find(in.self) == members.end())
+      return make(Action::kNone,
+                  "no leader: not promoting, failsafe mode and this member is not in the "
+                  "failsafe key");
+  }
+  return std::nullopt;
+}
+
 // Rule 8.
 Decision noLeader(const HaInput& in) {
   const LocalPostgres& pg = in.pg;
@@ -325,6 +346,8 @@ Decision noLeader(const HaInput& in) {
                 "no leader: starting as a standby without upstream until one is elected");
   if (in.tags.nofailover)
     return make(Action::kNone, "no leader: not promoting, nofailover tag set");
+  if (Step s = failsafeRestraint(in))
+    return std::move(*s);
   std::vector<PeerStatus> peers = in.peers;
   if (auto sync = syncLimit(in)) {
     // Invariant 2: only the members the sync key names hold every acknowledged commit.
@@ -394,7 +417,7 @@ bool needsPeerStatus(const HaInput& in) {
     return r && !scheduledLater(*r, in.wall_now) && (r->leader.empty() || r->leader == in.self) &&
            r->member != in.self;
   }
-  if (in.tags.nofailover)
+  if (in.tags.nofailover || failsafeRestraint(in))
     return false;
   if (in.pg.data_dir_empty || !isStandby(in.pg))
     return false;

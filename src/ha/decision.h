@@ -28,6 +28,9 @@ struct HaSettings {
   bool synchronous_mode = false;
   bool synchronous_mode_strict = false;  // no commit without a synchronous standby
   int synchronous_node_count = 1;
+  // DCS failsafe (ha/failsafe.h): a primary that cannot reach the DCS keeps running while every
+  // member in the "failsafe" key acknowledges it.
+  bool failsafe_mode = false;
 };
 
 // Another member's health as its REST API reported it during this loop (collected only when the
@@ -72,6 +75,9 @@ struct HaInput {
   // leader's timeline history with our timeline and position); such a member must be rewound
   // before it streams from the leader (invariant 4). Only read when another member leads.
   bool diverged_from_leader = false;
+  // failsafe_mode: the primary whose failsafe heartbeat we accepted and promised not to compete
+  // with ("" when no promise holds now; see ha/failsafe.h).
+  std::string failsafe_leader;
 };
 
 // Stable names: they appear in logs, /patroni ("last_decision") and /metrics.

@@ -312,6 +312,12 @@ TYPED_TEST_P(DcsContract, OtherKeysRoundTrip) {
   EXPECT_EQ((*view.sync)["sync_standby"], "b");
   PGF_EXPECT_OK(a->deleteFailover());
   EXPECT_FALSE(mustLoad(*a).failover.has_value());
+  PGF_EXPECT_OK(a->setFailsafe({{"a", "http://127.0.0.1:8008/patroni"}}));
+  view = mustLoad(*a);
+  ASSERT_TRUE(view.failsafe.has_value());
+  EXPECT_EQ((*view.failsafe)["a"], "http://127.0.0.1:8008/patroni");
+  PGF_EXPECT_OK(a->deleteFailsafe());
+  EXPECT_FALSE(mustLoad(*a).failsafe.has_value());
 }
 
 TYPED_TEST_P(DcsContract, MalformedValuesAreSkippedNotFatal) {

@@ -116,6 +116,7 @@ bootstrap:
     maximum_lag_on_failover: 1048576
     synchronous_mode: {sync}
     synchronous_mode_strict: {strict}
+    failsafe_mode: {failsafe}
     postgresql:
       use_pg_rewind: {rewind}
       use_slots: true
@@ -157,6 +158,7 @@ postgresql:
                                               dir_, name(i))
                                 : std::string()),
       fmt::arg("strict", options_.synchronous_mode_strict ? "true" : "false"),
+      fmt::arg("failsafe", options_.failsafe_mode ? "true" : "false"),
       fmt::arg("auth", options_.rest_password.empty()
                            ? std::string()
                            : fmt::format("  authentication:\n    username: admin\n"

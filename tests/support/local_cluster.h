@@ -32,6 +32,7 @@ struct ClusterOptions {
   std::string rest_password = {};
   bool synchronous_mode = false;
   bool synchronous_mode_strict = false;
+  bool failsafe_mode = false;
   // Every node gets on_start and on_role_change callbacks that append "<action> <role> <scope>"
   // to callbackLog(i).
   bool callbacks = false;

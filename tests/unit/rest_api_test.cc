@@ -432,6 +432,36 @@ std::map<std::string, double> parseExposition(const std::string& text) {
   return samples;
 }
 
+TEST_F(RestApiTest, FailsafeServesTheMembersAndReportsAnActiveFailsafe) {
+  AgentStatus s = primary();
+  // Off: Patroni's 502.
+  EXPECT_EQ(get(s, "/failsafe"), 502);
+  s.settings.failsafe_mode = true;
+  s.failsafe_members = {{"n1", "http://127.0.0.1:8008/patroni"},
+                        {"n2", "http://127.0.0.1:8009/patroni"}};
+  auto r = call(s, "GET", "/failsafe");
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(body(r), (json{{"n1", "http://127.0.0.1:8008/patroni"},
+                           {"n2", "http://127.0.0.1:8009/patroni"}}));
+  // The heartbeat is the agent's to answer; without it this server cannot.
+  EXPECT_EQ(call(s, "POST", "/failsafe").status, 501);
+  auto put = call(s, "PUT", "/failsafe");
+  EXPECT_EQ(put.status, 405);
+  EXPECT_EQ(put.headers["Allow"], "GET, HEAD, POST");
+
+  EXPECT_FALSE(body(call(s, "GET", "/patroni")).contains("failsafe_mode_is_active"));
+  EXPECT_EQ(
+      parseExposition(
+          call(s, "GET", "/metrics").body)[R"(patroni_failsafe_mode_is_active{scope="demo"})"],
+      0);
+  s.failsafe_active = true;
+  EXPECT_EQ(body(call(s, "GET", "/patroni"))["failsafe_mode_is_active"], true);
+  EXPECT_EQ(
+      parseExposition(
+          call(s, "GET", "/metrics").body)[R"(patroni_failsafe_mode_is_active{scope="demo"})"],
+      1);
+}
+
 TEST_F(RestApiTest, MetricsForAPrimary) {
   auto r = call(primary(), "GET", "/metrics");
   ASSERT_EQ(r.status, 200);

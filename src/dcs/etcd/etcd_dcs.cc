@@ -311,6 +311,14 @@ Status EtcdDcs::setSync(const nlohmann::json& sync) {
   return put("setting sync", dcs_keys::kSync, sync.dump());
 }
 
+Status EtcdDcs::setFailsafe(const nlohmann::json& failsafe) {
+  return put("setting failsafe", dcs_keys::kFailsafe, failsafe.dump());
+}
+
+Status EtcdDcs::deleteFailsafe() {
+  return erase("deleting failsafe", dcs_keys::kFailsafe);
+}
+
 bool EtcdDcs::waitForChange(int64_t after_revision, Millis timeout) {
   return watch_->waitForChange(after_revision, timeout);
 }

@@ -58,6 +58,8 @@ class EtcdDcs final : public Dcs {
   Status setFailover(const nlohmann::json& failover) override;
   Status deleteFailover() override;
   Status setSync(const nlohmann::json& sync) override;
+  Status setFailsafe(const nlohmann::json& failsafe) override;
+  Status deleteFailsafe() override;
   bool waitForChange(int64_t after_revision, Millis timeout) override;
   void wake() override;
   void setTtl(int ttl_seconds) override;

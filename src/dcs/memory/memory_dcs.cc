@@ -160,6 +160,14 @@ Status MemoryDcs::setSync(const nlohmann::json& sync) {
   return putKey("setting sync", dcs_keys::kSync, sync.dump());
 }
 
+Status MemoryDcs::setFailsafe(const nlohmann::json& failsafe) {
+  return putKey("setting failsafe", dcs_keys::kFailsafe, failsafe.dump());
+}
+
+Status MemoryDcs::deleteFailsafe() {
+  return eraseKey("deleting failsafe", dcs_keys::kFailsafe);
+}
+
 bool MemoryDcs::waitForChange(int64_t after_revision, Millis timeout) {
   if (!reachable()) {
     const auto deadline = std::chrono::steady_clock::now() + timeout;

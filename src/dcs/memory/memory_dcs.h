@@ -40,6 +40,8 @@ class MemoryDcs final : public Dcs {
   Status setFailover(const nlohmann::json& failover) override;
   Status deleteFailover() override;
   Status setSync(const nlohmann::json& sync) override;
+  Status setFailsafe(const nlohmann::json& failsafe) override;
+  Status deleteFailsafe() override;
   // While unreachable, waits out `timeout` (as a cut-off etcd client would) and returns false.
   bool waitForChange(int64_t after_revision, Millis timeout) override;
   void wake() override;
