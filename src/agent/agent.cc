@@ -224,6 +224,8 @@ MonoTime Agent::nextCycleAt() const {
     next = std::min(next, *switchover_at_);
   if (sync_recheck_at_)
     next = std::min(next, *sync_recheck_at_);
+  if (scheduled_restart_due_)
+    next = std::min(next, *scheduled_restart_due_);
   return next;
 }
 
@@ -270,6 +272,19 @@ void Agent::cycle() {
   }
   if (requests) {
     serveNodeRequests(cluster ? &*cluster : nullptr, pg);
+    pg = pg_->probe();
+  }
+  std::optional<ScheduledRestart> due;
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    if (scheduled_restart_ && clock_.wallNow() >= scheduled_restart_->at) {
+      due = std::move(scheduled_restart_);
+      scheduled_restart_.reset();
+      scheduled_restart_due_.reset();
+    }
+  }
+  if (due) {
+    runScheduledRestart(*due, cluster ? &*cluster : nullptr, pg);
     pg = pg_->probe();
   }
 
@@ -329,7 +344,7 @@ void Agent::cycle() {
 
   LocalPostgres after = d.action == Action::kNone ? pg : pg_->probe();
   if (cluster) {
-    auto touched = dcs_->touchMember(buildMemberData(identity_, after, activity_));
+    auto touched = dcs_->touchMember(memberData(after));
     if (!touched.ok())
       spdlog::warn("writing member key: {}", touched.error().message);
     bool leading = false;
@@ -479,6 +494,67 @@ Result<std::string> Agent::reinitializeServer(const ClusterView* cluster, const 
   return leader;
 }
 
+bool Agent::scheduleRestart(ScheduledRestart restart) {
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    if (scheduled_restart_)
+      return false;
+    restart.postmaster_pid = status_.pg.running ? status_.pg.postmaster_pid : 0;
+    auto wait =
+        std::max(Millis(0), std::chrono::duration_cast<Millis>(restart.at - clock_.wallNow()));
+    spdlog::info("restart scheduled at {}", restart.schedule);
+    scheduled_restart_ = std::move(restart);
+    scheduled_restart_due_ = clock_.now() + wait;
+    status_.scheduled_restart = scheduled_restart_;
+  }
+  dcs_->wake();  // the loop's next sleep must end at the scheduled time
+  return true;
+}
+
+bool Agent::cancelScheduledRestart() {
+  std::lock_guard<std::mutex> lk(mu_);
+  if (!scheduled_restart_)
+    return false;
+  spdlog::info("scheduled restart at {} cancelled", scheduled_restart_->schedule);
+  scheduled_restart_.reset();
+  scheduled_restart_due_.reset();
+  status_.scheduled_restart.reset();
+  return true;
+}
+
+void Agent::runScheduledRestart(const ScheduledRestart& r, const ClusterView* cluster,
+                                const LocalPostgres& pg) {
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    status_.scheduled_restart.reset();
+  }
+  const bool primary = pg.running && !pg.in_recovery;
+  std::string skip;
+  if (r.postmaster_pid != 0 && pg.postmaster_pid != r.postmaster_pid)
+    skip = "PostgreSQL restarted since it was scheduled";
+  else if (r.role == "primary" && !primary)
+    skip = "this member no longer runs as the primary";
+  else if (r.role == "replica" && primary)
+    skip = "this member now runs as the primary";
+  else if (r.restart_pending && !pg.pending_restart)
+    skip = "no restart is pending";
+  if (!skip.empty()) {
+    spdlog::info("scheduled restart at {} skipped: {}", r.schedule, skip);
+    return;
+  }
+  spdlog::info("scheduled restart at {}: restarting PostgreSQL", r.schedule);
+  if (auto st = restartServer(cluster, pg); !st.ok())
+    spdlog::error("scheduled restart at {} failed: {}", r.schedule, st.error().message);
+}
+
+nlohmann::json Agent::memberData(const LocalPostgres& pg) const {
+  nlohmann::json data = buildMemberData(identity_, pg, activity_);
+  std::lock_guard<std::mutex> lk(mu_);
+  if (scheduled_restart_)
+    data["scheduled_restart"] = {{"schedule", scheduled_restart_->schedule}};
+  return data;
+}
+
 Status Agent::restartServer(const ClusterView* cluster, const LocalPostgres& pg) {
   if (!pg.running)
     return makeError(ErrorCode::kInvalidArgument, "restart: postgresql is not running");
@@ -541,7 +617,7 @@ void Agent::setActivity(const std::string& activity) {
   if (activity.empty())
     return;
   LocalPostgres pg = pg_->probe();
-  auto touched = dcs_->touchMember(buildMemberData(identity_, pg, activity_));
+  auto touched = dcs_->touchMember(memberData(pg));
   if (!touched.ok())
     spdlog::warn("writing member key: {}", touched.error().message);
 }

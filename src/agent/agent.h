@@ -66,6 +66,10 @@ class Agent {
   // max(ttl, the sender's ttl) seconds; 500 when we run as (or are becoming) the primary; 502 when
   // failsafe_mode is off; 400 for a malformed body. Never blocks on the HA loop.
   HttpReply acceptFailsafeHeartbeat(const std::string& body);
+  // A restart at a later time (one at a time: false when another is already scheduled), and its
+  // cancellation (false when none is scheduled). Kept in memory: an agent restart forgets it.
+  bool scheduleRestart(ScheduledRestart restart);
+  bool cancelScheduledRestart();
 
  private:
   enum class NodeRequestKind { kRestart, kReload, kReinitialize };
@@ -77,6 +81,11 @@ class Agent {
   // Carries out the requests waiting, before the cycle's own decision.
   void serveNodeRequests(const ClusterView* cluster, const LocalPostgres& pg);
   Status restartServer(const ClusterView* cluster, const LocalPostgres& pg);
+  // Carries out a scheduled restart that is due, if its conditions still hold.
+  void runScheduledRestart(const ScheduledRestart& r, const ClusterView* cluster,
+                           const LocalPostgres& pg);
+  // Our member key's value, with the scheduled restart.
+  nlohmann::json memberData(const LocalPostgres& pg) const;
   Result<std::string> reinitializeServer(const ClusterView* cluster, const LocalPostgres& pg);
 
   void cycle();
@@ -182,6 +191,8 @@ class Agent {
   // `failsafe_leader_` runs as primary, until `failsafe_until_`.
   std::string failsafe_leader_;
   MonoTime failsafe_until_{};
+  std::optional<ScheduledRestart> scheduled_restart_;
+  std::optional<MonoTime> scheduled_restart_due_;  // when the loop must wake for it
 };
 
 }  // namespace pgf

@@ -105,17 +105,9 @@ HttpReply ClusterActions::requestHandover(const std::string& body, bool failover
   if (!scheduled->empty()) {
     if (leader->empty())
       return text(400, fmt::format("Scheduled {} is possible only from a specific leader", action));
-    auto at = parseIsoTime(*scheduled);
-    if (!at) {
-      if (parseIsoTime(*scheduled + "Z"))
-        return text(400,
-                    fmt::format("Timezone information is mandatory for the scheduled {}", action));
-      return text(422,
-                  "Unable to parse scheduled timestamp. It should be in an unambiguous format, "
-                  "e.g. ISO 8601");
-    }
-    if (*at < clock_.wallNow())
-      return text(422, fmt::format("Cannot schedule {} in the past", action));
+    WallTime at{};
+    if (auto refused = checkSchedule(*scheduled, action, &at))
+      return *refused;
     req.scheduled_at = at;
     req.scheduled_text = *scheduled;
   } else {
@@ -247,6 +239,24 @@ HttpReply ClusterActions::changeConfig(const std::string& body, bool patch) {
   return writeConfig(merged, *loaded);
 }
 
+std::optional<HttpReply> ClusterActions::checkSchedule(const std::string& schedule,
+                                                       std::string_view action,
+                                                       WallTime* at) const {
+  auto parsed = parseIsoTime(schedule);
+  if (!parsed) {
+    if (parseIsoTime(schedule + "Z"))
+      return text(400,
+                  fmt::format("Timezone information is mandatory for the scheduled {}", action));
+    return text(422,
+                "Unable to parse scheduled timestamp. It should be in an unambiguous format, "
+                "e.g. ISO 8601");
+  }
+  if (*parsed < clock_.wallNow())
+    return text(422, fmt::format("Cannot schedule {} in the past", action));
+  *at = *parsed;
+  return std::nullopt;
+}
+
 HttpReply ClusterActions::restart(const std::string& body) {
   json request = json::object();
   if (!body.empty()) {
@@ -255,9 +265,9 @@ HttpReply ClusterActions::restart(const std::string& body) {
       return text(400, "the request body must be a JSON object");
   }
   for (const auto& [key, value] : request.items()) {
-    if (key == "schedule")
-      return text(400, "scheduled restarts are not supported: restart now or at the time");
-    if (key != "role" && key != "restart_pending")
+    if (key == "schedule" && !value.is_string())
+      return text(400, "\"schedule\" must be a time such as 2030-01-01T02:00:00+00:00");
+    if (key != "role" && key != "restart_pending" && key != "schedule")
       return text(400, fmt::format("unknown restart condition \"{}\"", key));
     if (key == "role" && !value.is_string())
       return text(400, "\"role\" must be a string");
@@ -265,12 +275,30 @@ HttpReply ClusterActions::restart(const std::string& body) {
       return text(400, "\"restart_pending\" must be true or false");
   }
   const AgentStatus s = status_();
+  std::string wanted;
   if (auto role = request.find("role"); role != request.end()) {
-    std::string wanted = role->get<std::string>();
+    wanted = role->get<std::string>();
     if (wanted == "master")
       wanted = "primary";
     if (wanted != "primary" && wanted != "replica")
       return text(400, "\"role\" must be primary or replica");
+  }
+  if (auto schedule = request.find("schedule"); schedule != request.end()) {
+    if (s.settings.paused)
+      return text(500, "Can't schedule restart in the paused state");
+    if (!node_.schedule_restart)
+      return text(501, "scheduled restarts are not served here");
+    ScheduledRestart r;
+    r.schedule = schedule->get<std::string>();
+    if (auto refused = checkSchedule(r.schedule, "restart", &r.at))
+      return *refused;
+    r.role = wanted;
+    r.restart_pending = request.value("restart_pending", false);
+    if (!node_.schedule_restart(r))
+      return text(409, "Another restart is already scheduled");
+    return text(202, "Restart scheduled");
+  }
+  if (!wanted.empty()) {
     const bool primary = s.pg.running && !s.pg.in_recovery;
     if ((wanted == "primary") != primary)
       return text(412, "restart conditions are not satisfied");
@@ -284,6 +312,8 @@ HttpReply ClusterActions::restart(const std::string& body) {
 }
 
 HttpReply ClusterActions::cancelRestart() {
+  if (node_.cancel_restart && node_.cancel_restart())
+    return text(200, "scheduled restart deleted");
   return text(404, "no restarts are scheduled");
 }
 

@@ -12,7 +12,9 @@
 #pragma once
 
 #include <functional>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -51,14 +53,20 @@ class ClusterActions {
     std::function<Status(Millis)> reload;
     // Returns the member it cloned from.
     std::function<Result<std::string>(Millis)> reinitialize;
+    // A restart at a later time: false when one is already scheduled (Agent::scheduleRestart).
+    std::function<bool(const ScheduledRestart&)> schedule_restart = {};
+    // False when none was scheduled.
+    std::function<bool()> cancel_restart = {};
   };
   void setNodeControl(NodeControl control) { node_ = std::move(control); }
   bool hasNodeControl() const { return node_.restart && node_.reload && node_.reinitialize; }
   // POST /restart: optional JSON {"role": "primary"|"master"|"replica", "restart_pending": true}
   // conditions (412 when they do not hold); 200 "restarted successfully" once PostgreSQL runs
-  // again, 503 "restart failed: ..." otherwise. "schedule" is refused (400): no scheduled restarts.
+  // again, 503 "restart failed: ..." otherwise. With "schedule" (ISO 8601 with a time zone): 202
+  // "Restart scheduled", the conditions judged at that time; 409 when one is already scheduled,
+  // 400/422 for a bad time (Patroni's words), 500 while the cluster is paused.
   HttpReply restart(const std::string& body);
-  // DELETE /restart: 404, since restarts are never scheduled.
+  // DELETE /restart: 200 "scheduled restart deleted", or 404 "no restarts are scheduled".
   HttpReply cancelRestart();
   // POST /reload: rewrites PostgreSQL's configuration and reloads it; 202 "reload scheduled".
   HttpReply reload();
@@ -68,6 +76,9 @@ class ClusterActions {
   HttpReply reinitialize(const std::string& body);
 
  private:
+  // Patroni's parse_schedule: nullopt and the time in `at`, or the answer refusing `text`.
+  std::optional<HttpReply> checkSchedule(const std::string& text, std::string_view action,
+                                         WallTime* at) const;
   HttpReply requestHandover(const std::string& body, bool failover);
   HttpReply waitForNewLeader(const std::string& old_leader, const std::string& candidate,
                              bool failover);

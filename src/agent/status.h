@@ -34,6 +34,16 @@ struct WalSender {
   int sync_priority = 0;
 };
 
+// A restart an operator scheduled (POST /restart with "schedule"), carried out by the HA loop at
+// its time if its conditions hold then.
+struct ScheduledRestart {
+  WallTime at{};
+  std::string schedule;  // as given: shown in /patroni and in the member key
+  std::string role;      // "primary", "replica", or "" for either
+  bool restart_pending = false;
+  int postmaster_pid = 0;  // the postmaster when scheduled: a restart meanwhile makes it moot
+};
+
 struct AgentStatus {
   std::string scope;
   std::string name;
@@ -63,6 +73,7 @@ struct AgentStatus {
   // reach), and the members of the failsafe key as last read (GET /failsafe).
   bool failsafe_active = false;
   std::map<std::string, std::string> failsafe_members;
+  std::optional<ScheduledRestart> scheduled_restart;
 };
 
 }  // namespace pgf

@@ -113,6 +113,8 @@ void addAgentFields(const AgentStatus& s, nlohmann::json& doc) {
     doc["pause"] = true;
   if (s.failsafe_active)
     doc["failsafe_mode_is_active"] = true;
+  if (s.scheduled_restart)
+    doc["scheduled_restart"] = {{"schedule", s.scheduled_restart->schedule}};
   const auto& c = s.counters;
   doc["pgfleet"] = {
       {"name", s.name},

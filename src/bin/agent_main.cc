@@ -112,9 +112,12 @@ int main(int argc, char** argv) {
         return peers;
       },
       [&agent] { return agent.status(); }, clock);
-  actions.setNodeControl({[&agent](pgf::Millis t) { return agent.restartPostgres(t); },
-                          [&agent](pgf::Millis t) { return agent.reloadPostgres(t); },
-                          [&agent](pgf::Millis t) { return agent.reinitialize(t); }});
+  actions.setNodeControl(
+      {[&agent](pgf::Millis t) { return agent.restartPostgres(t); },
+       [&agent](pgf::Millis t) { return agent.reloadPostgres(t); },
+       [&agent](pgf::Millis t) { return agent.reinitialize(t); },
+       [&agent](const pgf::ScheduledRestart& r) { return agent.scheduleRestart(r); },
+       [&agent] { return agent.cancelScheduledRestart(); }});
   pgf::RestServer rest(config.restapi.listen, [&agent] { return agent.status(); });
   rest.setActions(&actions);
   rest.setCredentials(config.restapi.username, config.restapi.password);

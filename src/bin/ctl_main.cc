@@ -154,6 +154,8 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"primary", "replica", "any", "master"}));
   restart->add_flag("--pending", restart_request.pending,
                     "restart only a member whose PostgreSQL needs a restart");
+  restart->add_option("--scheduled", restart_request.scheduled,
+                      "when: an ISO 8601 time with a zone (each agent restarts then), or now");
   restart->add_flag("--force", force, "accepted for patronictl compatibility (no prompts)");
   addFormat(restart, format);
 

@@ -40,13 +40,22 @@ Table buildTable(const ClusterView& cluster) {
   const json& members = doc["members"];
   Table t;
   t.columns = {"Member", "Host", "Role", "State", "TL", "Lag in MB"};
-  bool pending = false, tags = false;
+  bool pending = false, scheduled = false, tags = false;
+  auto scheduleOf = [](const json& m) {
+    auto it = m.find("scheduled_restart");
+    return it != m.end() && it->is_object() && (*it)["schedule"].is_string()
+               ? (*it)["schedule"].get<std::string>()
+               : std::string();
+  };
   for (const auto& m : members) {
     pending = pending || m.value("pending_restart", false);
+    scheduled = scheduled || !scheduleOf(m).empty();
     tags = tags || (m.contains("tags") && m["tags"].is_object() && !m["tags"].empty());
   }
   if (pending)
     t.columns.push_back("Pending restart");
+  if (scheduled)
+    t.columns.push_back("Scheduled restart");
   if (tags)
     t.columns.push_back("Tags");
 
@@ -70,6 +79,8 @@ Table buildTable(const ClusterView& cluster) {
                              lagInMb(m.contains("lag") ? m["lag"] : json(nullptr))};
     if (pending)
       row.push_back(m.value("pending_restart", false) ? "*" : "");
+    if (scheduled)
+      row.push_back(scheduleOf(m));
     if (tags)
       row.push_back(m.contains("tags") && m["tags"].is_object() ? m["tags"] : json(""));
     t.cells.push_back(std::move(row));

@@ -5,6 +5,8 @@
 
 #include <fmt/format.h>
 
+#include "ctl/switchover.h"
+
 namespace pgf::ctl {
 namespace {
 
@@ -163,15 +165,17 @@ json restartBody(const RestartRequest& request) {
     body["role"] = "replica";
   if (request.pending)
     body["restart_pending"] = true;
+  if (!request.scheduled.empty() && request.scheduled != "now")
+    body["schedule"] = request.scheduled;
   return body;
 }
 
 MemberOutcome restartOutcome(const MemberTarget& target, const Result<ApiAnswer>& answer) {
   MemberOutcome o = answered(target, answer);
-  if (o.status == 200) {
+  if (o.status == 200 || o.status == 202) {
     o.outcome = Outcome::kDone;
     if (o.message.empty())
-      o.message = "restarted";
+      o.message = o.status == 200 ? "restarted" : "Restart scheduled";
   } else if (o.status == 412) {
     o.outcome = Outcome::kSkipped;
     if (o.message.empty())
@@ -233,11 +237,19 @@ std::optional<std::string> firstFailure(const std::string& verb,
 
 int runRestart(const CtlTarget& target, Dcs& dcs, MemberApi& api, const RestartRequest& request,
                OutputFormat format, std::ostream& out, std::ostream& err) {
+  const bool scheduled = !request.scheduled.empty() && request.scheduled != "now";
+  if (scheduled)
+    if (auto st = checkScheduledTime(request.scheduled); !st.ok())
+      return reportFailure(err, st.error());
   auto plan = loadPlan(target, dcs, request.members, err);
   if (!plan.ok())
     return reportFailure(err, plan.error());
-  const MemberCall call{"restarting",    "/restart", restartBody(request).dump(),
-                        request.timeout, true,       restartOutcome};
+  const MemberCall call{scheduled ? "scheduling a restart of" : "restarting",
+                        "/restart",
+                        restartBody(request).dump(),
+                        request.timeout,
+                        true,
+                        restartOutcome};
   const auto outcomes = callEach(target, api, rollingOrder(plan->targets), call, format, out, err);
   const auto failure = firstFailure("restart", outcomes);
   return failure ? reportFailure(err, invalid(*failure)) : 0;

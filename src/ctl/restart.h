@@ -46,7 +46,10 @@ struct RestartRequest {
   std::vector<std::string> members;      // none: every member that publishes an api_url
   RestartRole role = RestartRole::kAny;  // --role
   bool pending = false;                  // --pending: only if PostgreSQL needs a restart
-  Millis timeout = kRestartTimeout;      // for each POST /restart
+  // --scheduled: an ISO 8601 time with a zone at which each agent restarts (judging the
+  // conditions then); "" or "now": at once.
+  std::string scheduled;
+  Millis timeout = kRestartTimeout;  // for each POST /restart
 };
 
 // A member whose REST API gets a request.
@@ -77,8 +80,8 @@ bool isLeader(const ClusterView& cluster, const MemberInfo& member);
 // The order of a rolling restart: the replicas in name order, then the leader.
 std::vector<MemberTarget> rollingOrder(std::vector<MemberTarget> targets);
 
-// The POST /restart body: {} with "role" ("primary" or "replica") unless --role any, and
-// "restart_pending": true with --pending.
+// The POST /restart body: {} with "role" ("primary" or "replica") unless --role any,
+// "restart_pending": true with --pending, and "schedule" with --scheduled (other than "now").
 nlohmann::json restartBody(const RestartRequest& request);
 
 enum class Outcome { kDone, kSkipped, kFailed, kNotTried };
@@ -95,8 +98,8 @@ struct MemberOutcome {
 // the caller decides which statuses mean done or skipped.
 MemberOutcome answered(const MemberTarget& target, const Result<ApiAnswer>& answer);
 
-// What an answer to POST /restart means: 200 done, 412 skipped (a condition does not hold),
-// anything else, or no answer, failed.
+// What an answer to POST /restart means: 200 done, 202 done (scheduled), 412 skipped (a condition
+// does not hold), anything else, or no answer, failed.
 MemberOutcome restartOutcome(const MemberTarget& target, const Result<ApiAnswer>& answer);
 // What an answer to POST /reload means: 200 or 202 done, anything else failed.
 MemberOutcome reloadOutcome(const MemberTarget& target, const Result<ApiAnswer>& answer);

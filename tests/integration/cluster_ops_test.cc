@@ -175,6 +175,63 @@ TEST_F(ClusterOpsTest, ScheduledSwitchoverWaitsForItsTimeAndCanBeCancelled) {
   EXPECT_TRUE(cluster_->waitHealthy(Millis(seconds(30))));
 }
 
+TEST_F(ClusterOpsTest, ScheduledRestartRunsAtItsTimeAndCanBeCancelled) {
+  startCluster();
+  const int primary = *cluster_->primaryIndex();
+  const int replica = (primary + 1) % 3;
+  auto schedule = [&](int node, seconds ahead, const std::string& extra, std::string* answer) {
+    return cluster_->restCall(
+        node, "POST", "/restart",
+        fmt::format(R"({{"schedule": "{}"{}}})",
+                    formatIsoTime(std::chrono::system_clock::now() + ahead), extra),
+        answer);
+  };
+  auto scheduledIn = [&](int node) {
+    std::string body;
+    cluster_->restGet(node, "/patroni", &body);
+    auto doc = nlohmann::json::parse(body, nullptr, false);
+    return doc.is_object() && doc.contains("scheduled_restart");
+  };
+
+  // On the primary: scheduled, shown, refused a second time, cancelled.
+  std::string answer;
+  ASSERT_EQ(schedule(primary, seconds(60), "", &answer), 202) << answer;
+  EXPECT_EQ(answer, "Restart scheduled");
+  EXPECT_TRUE(scheduledIn(primary));
+  EXPECT_EQ(schedule(primary, seconds(90), "", &answer), 409);
+  EXPECT_EQ(cluster_->restCall(primary, "DELETE", "/restart", "", &answer), 200);
+  EXPECT_EQ(answer, "scheduled restart deleted");
+  EXPECT_FALSE(scheduledIn(primary));
+  EXPECT_EQ(cluster_->restCall(primary, "DELETE", "/restart", "", &answer), 404);
+
+  // On a replica: it runs at its time, not before.
+  const pid_t before = cluster_->postmasterPid(replica);
+  ASSERT_GT(before, 0);
+  ASSERT_EQ(schedule(replica, seconds(4), R"(, "role": "replica")", &answer), 202) << answer;
+  const auto due = std::chrono::steady_clock::now() + seconds(4);
+  std::this_thread::sleep_for(seconds(2));
+  EXPECT_EQ(cluster_->postmasterPid(replica), before) << "the restart ran before its time";
+  EXPECT_TRUE(scheduledIn(replica));
+  ASSERT_TRUE(waitUntil(
+      [&] {
+        pid_t now = cluster_->postmasterPid(replica);
+        return now > 0 && now != before;
+      },
+      Millis(seconds(20))))
+      << "the scheduled restart never ran";
+  EXPECT_GE(std::chrono::steady_clock::now(), due);
+  EXPECT_TRUE(waitUntil([&] { return !scheduledIn(replica); }, Millis(seconds(5))));
+  EXPECT_TRUE(cluster_->waitHealthy(Millis(seconds(30))));
+  EXPECT_EQ(cluster_->primaryIndex(), primary);
+
+  // A condition that no longer holds at the time skips it.
+  const pid_t again = cluster_->postmasterPid(replica);
+  ASSERT_EQ(schedule(replica, seconds(2), R"(, "role": "primary")", &answer), 202) << answer;
+  EXPECT_TRUE(waitUntil([&] { return !scheduledIn(replica); }, Millis(seconds(15))));
+  std::this_thread::sleep_for(seconds(1));
+  EXPECT_EQ(cluster_->postmasterPid(replica), again);
+}
+
 TEST_F(ClusterOpsTest, FailoverToANamedCandidateWorksWithoutAHealthyLeader) {
   startCluster();
   const int old = *cluster_->primaryIndex();

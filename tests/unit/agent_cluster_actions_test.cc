@@ -54,6 +54,7 @@ class ClusterActionsTest : public ::testing::Test {
         [this] {
           AgentStatus s;
           s.last_decision.reason = last_reason_;
+          s.settings.paused = paused_;
           return s;
         },
         system_clock_, Millis(5), wait);
@@ -87,6 +88,7 @@ class ClusterActionsTest : public ::testing::Test {
 
   FakeClock store_clock_;
   SystemClock system_clock_;
+  bool paused_ = false;  // what the status snapshot says
   std::shared_ptr<MemoryStore> store_ = std::make_shared<MemoryStore>(store_clock_);
   std::vector<std::unique_ptr<MemoryDcs>> nodes_;
   std::vector<PeerStatus> peers_;
@@ -245,13 +247,25 @@ TEST_F(ClusterActionsTest, PatchMergesAndValidatesPutReplaces) {
 TEST_F(ClusterActionsTest, RestartReloadAndReinitializeAskTheLoop) {
   int restarts = 0;
   Status outcome = okStatus();
+  std::optional<ScheduledRestart> scheduled;
   ClusterActions a = actions();
   Result<std::string> cloned = std::string("node1");
   a.setNodeControl({[&](Millis) {
                       ++restarts;
                       return outcome;
                     },
-                    [&](Millis) { return okStatus(); }, [&](Millis) { return cloned; }});
+                    [&](Millis) { return okStatus(); }, [&](Millis) { return cloned; },
+                    [&](const ScheduledRestart& r) {
+                      if (scheduled)
+                        return false;
+                      scheduled = r;
+                      return true;
+                    },
+                    [&] {
+                      bool had = scheduled.has_value();
+                      scheduled.reset();
+                      return had;
+                    }});
   EXPECT_TRUE(a.hasNodeControl());
   // The status snapshot says: a replica without a pending restart.
   EXPECT_EQ(a.restart(R"({"role": "primary"})").status, 412);
@@ -259,7 +273,6 @@ TEST_F(ClusterActionsTest, RestartReloadAndReinitializeAskTheLoop) {
   EXPECT_EQ(a.restart(R"({"restart_pending": true})").status, 412);
   EXPECT_EQ(restarts, 0);
   EXPECT_EQ(a.restart(R"({"role": "leader"})").status, 400);
-  EXPECT_EQ(a.restart(R"({"schedule": "2030-01-01T00:00:00Z"})").status, 400);
   EXPECT_EQ(a.restart(R"({"color": "blue"})").status, 400);
   EXPECT_EQ(a.restart("[]").status, 400);
   EXPECT_EQ(restarts, 0);
@@ -274,6 +287,38 @@ TEST_F(ClusterActionsTest, RestartReloadAndReinitializeAskTheLoop) {
   EXPECT_EQ(r.status, 503);
   EXPECT_EQ(r.body, "restart failed: not done within 110 s");
   EXPECT_EQ(a.cancelRestart().status, 404);
+  EXPECT_EQ(a.cancelRestart().body, "no restarts are scheduled");
+
+  // A scheduled restart: the conditions are judged at its time, not now (this member is a replica).
+  r = a.restart(R"({"schedule": "2030-01-01T02:00:00+00:00", "role": "primary"})");
+  EXPECT_EQ(r.status, 202);
+  EXPECT_EQ(r.body, "Restart scheduled");
+  ASSERT_TRUE(scheduled);
+  EXPECT_EQ(scheduled->schedule, "2030-01-01T02:00:00+00:00");
+  EXPECT_EQ(scheduled->role, "primary");
+  EXPECT_FALSE(scheduled->restart_pending);
+  EXPECT_EQ(scheduled->at, *parseIsoTime("2030-01-01T02:00:00Z"));
+  r = a.restart(R"({"schedule": "2031-01-01T00:00:00Z"})");
+  EXPECT_EQ(r.status, 409);
+  EXPECT_EQ(r.body, "Another restart is already scheduled");
+  EXPECT_EQ(a.cancelRestart().body, "scheduled restart deleted");
+  EXPECT_FALSE(scheduled);
+  // Patroni's refusals of a bad time, and a bad condition beside a good time.
+  EXPECT_EQ(a.restart(R"({"schedule": "2030-01-01T02:00:00"})").status, 400);
+  EXPECT_EQ(a.restart(R"({"schedule": "next tuesday"})").status, 422);
+  EXPECT_EQ(a.restart(R"({"schedule": "2020-01-01T00:00:00Z"})").body,
+            "Cannot schedule restart in the past");
+  EXPECT_EQ(a.restart(R"({"schedule": 5})").status, 400);
+  EXPECT_EQ(a.restart(R"({"schedule": "2030-01-01T02:00:00Z", "role": "leader"})").status, 400);
+  EXPECT_FALSE(scheduled);
+  paused_ = true;
+  r = a.restart(R"({"schedule": "2030-01-01T02:00:00Z"})");
+  EXPECT_EQ(r.status, 500);
+  EXPECT_EQ(r.body, "Can't schedule restart in the paused state");
+  paused_ = false;
+  EXPECT_FALSE(scheduled);
+  EXPECT_EQ(restarts, 3);
+
   EXPECT_EQ(a.reload().status, 202);
   EXPECT_EQ(a.reload().body, "reload scheduled");
 

@@ -67,6 +67,15 @@ TEST(CtlList, SyncStandbyPendingRestartTagsAndServiceInfo) {
   EXPECT_THAT(table, ::testing::EndsWith("+\n Maintenance mode: on\n"));
 }
 
+TEST(CtlList, ScheduledRestartColumnShowsTheTime) {
+  ClusterView c = threeNodes();
+  c.members[1] = member("n2", "streaming", 5433, 100 * 1048576 - 2 * 1048576,
+                        json{{"scheduled_restart", {{"schedule", "2030-01-01T02:00:00+00:00"}}}});
+  std::string table = formatMembersTable("demo", c);
+  EXPECT_THAT(table, HasSubstr("| Lag in MB | Scheduled restart         |"));
+  EXPECT_THAT(table, HasSubstr("|         2 | 2030-01-01T02:00:00+00:00 |"));
+}
+
 TEST(CtlList, JsonLikePatronictl) {
   auto ordered = membersAsJson("demo", threeNodes());
   // Keys keep the column order, as patronictl prints them.

@@ -79,6 +79,11 @@ TEST(CtlRestartRequest, ParsesRolesAndBuildsTheBody) {
   request.role = RestartRole::kAny;
   EXPECT_EQ(restartBody(request), json({{"restart_pending", true}}));
   EXPECT_GE(request.timeout, Millis(120000));
+  request.scheduled = "now";
+  EXPECT_EQ(restartBody(request), json({{"restart_pending", true}}));
+  request.scheduled = "2030-01-01T02:00:00+00:00";
+  EXPECT_EQ(restartBody(request),
+            json({{"restart_pending", true}, {"schedule", "2030-01-01T02:00:00+00:00"}}));
 }
 
 TEST_F(CtlRestart, PlansNamedMembersOrEveryMemberWithAnApi) {
@@ -141,6 +146,9 @@ TEST(CtlRestartOutcome, ReadsTheAnswers) {
   EXPECT_EQ(line(makeError(ErrorCode::kTimeout, "POST http://h:1/restart: timed out")),
             "n3: failed: POST http://h:1/restart: timed out");
   EXPECT_EQ(restartOutcome(t, ApiAnswer{412, ""}).outcome, Outcome::kSkipped);
+  EXPECT_EQ(line(ApiAnswer{202, "Restart scheduled"}), "n3: Restart scheduled");
+  EXPECT_EQ(line(ApiAnswer{409, "Another restart is already scheduled"}),
+            "n3: failed: 409 Another restart is already scheduled");
   EXPECT_EQ(outcomeLine({"n1", "leader", Outcome::kNotTried, std::nullopt, "not tried"}),
             "n1: not tried");
 
@@ -183,6 +191,31 @@ TEST_F(CtlRestart, RestartsOneMemberAtATimeAndTheLeaderLast) {
             "n1: restarted successfully\n"
             "n3: restarted successfully\n"
             "n2: restarted successfully\n");
+}
+
+TEST_F(CtlRestart, AScheduledRestartIsSentToEveryMemberWithItsTime) {
+  ScriptedApi api([](const Sent&) -> Result<ApiAnswer> {
+    return ApiAnswer{202, "Restart scheduled"};
+  });
+  RestartRequest request;
+  request.scheduled = "2030-01-01T02:00:00+01:00";
+  EXPECT_EQ(runRestart(target_, dcs_, api, request, OutputFormat::kPretty, out_, err_), 0);
+  ASSERT_EQ(api.sent.size(), 3u);
+  for (const auto& s : api.sent)
+    EXPECT_EQ(s.body, R"({"schedule":"2030-01-01T02:00:00+01:00"})");
+  EXPECT_EQ(err_.str(),
+            "scheduling a restart of n1 (replica) ...\n"
+            "scheduling a restart of n3 (replica) ...\n"
+            "scheduling a restart of n2 (leader) ...\n");
+  EXPECT_EQ(out_.str(), "n1: Restart scheduled\nn3: Restart scheduled\nn2: Restart scheduled\n");
+
+  // A time without a zone is refused before anything is sent.
+  ScriptedApi untouched(restarted);
+  std::ostringstream out, err;
+  request.scheduled = "2030-01-01T02:00:00";
+  EXPECT_EQ(runRestart(target_, dcs_, untouched, request, OutputFormat::kPretty, out, err), 1);
+  EXPECT_TRUE(untouched.sent.empty());
+  EXPECT_THAT(err.str(), ::testing::HasSubstr("invalid --scheduled"));
 }
 
 TEST_F(CtlRestart, MembersSkippedByAConditionAreNotFailures) {
