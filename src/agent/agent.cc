@@ -12,6 +12,7 @@
 #include "ha/failsafe.h"
 #include "ha/switchover.h"
 #include "ha/sync.h"
+#include "ha/upstream.h"
 #include "postgres/lsn.h"
 #include "postgres/timeline.h"
 
@@ -21,6 +22,12 @@
 
 namespace pgf {
 namespace {
+
+// Whether following `member` means streaming from a replica rather than from the leader.
+bool cascading(const ClusterView* cluster, const std::string& member) {
+  return !member.empty() && cluster != nullptr && cluster->leader &&
+         cluster->leader->name != member;
+}
 
 constexpr Millis kStartTimeout{60000};
 constexpr Millis kStopTimeout{60000};
@@ -256,8 +263,25 @@ void Agent::cycle() {
     settings_ = effectiveSettings(config_, dcs_config);
     min_ttl_ = std::min(min_ttl_, settings_.ttl);
     timing_ = deriveTiming(settings_);
+    rememberLeader(memory_, cluster, settings_.paused);
+    if (settings_.paused != fence_paused_) {
+      // While paused nothing demotes the primary: neither the fence nor the watchdog.
+      fence_paused_ = settings_.paused;
+      if (watchdog_ != nullptr) {
+        if (fence_paused_)
+          watchdog_->disarm();
+        else if (memory_.lease_deadline)
+          watchdog_->arm(*memory_.lease_deadline);
+      }
+      fence_cv_.notify_all();
+    }
     in.memory = memory_;
     in.settings = settings_;
+    // The replica we cascaded from (without a slot) became the leader: follow it again, now
+    // through the slot it keeps for us, or that slot would hold its WAL forever.
+    if (following_without_slot_ && settings_.use_slots && cluster && cluster->leader &&
+        cluster->leader->name == in.memory.following)
+      in.memory.following.clear();
     if (!failsafe_leader_.empty() && clock_.now() < failsafe_until_)
       in.failsafe_leader = failsafe_leader_;
   }
@@ -580,7 +604,7 @@ Status Agent::restartServer(const ClusterView* cluster, const LocalPostgres& pg)
       std::lock_guard<std::mutex> lk(mu_);
       following = memory_.following;
     }
-    auto up = upstreamFor(cluster, following);
+    auto up = upstreamFor(cluster, following, cascading(cluster, following));
     if (!up)
       up = upstreamFor(cluster, "");
     st = pg_->stop(StopMode::kFast, kStopTimeout);
@@ -658,7 +682,7 @@ bool Agent::renewOrAcquire(bool acquire) {
   // The lease in etcd lives at least until `sent` + its granted ttl; the smallest ttl this agent
   // ever used bounds the granted one from below.
   memory_.lease_deadline = sent + Millis(min_ttl_ * 1000LL) - timing_.safety_margin;
-  if (watchdog_ != nullptr)
+  if (watchdog_ != nullptr && !fence_paused_)
     watchdog_->arm(*memory_.lease_deadline);
   status_.counters.lease_renewals++;
   fence_cv_.notify_all();
@@ -666,10 +690,10 @@ bool Agent::renewOrAcquire(bool acquire) {
 }
 
 std::optional<UpstreamConn> Agent::upstreamFor(const ClusterView* cluster,
-                                               const std::string& member) const {
+                                               const std::string& member, bool cascade) const {
   UpstreamConn up;
   up.application_name = config_.name;
-  if (settings_.use_slots)
+  if (settings_.use_slots && !cascade)
     up.slot_name = slotNameForMember(config_.name);
   if (member.empty())
     return up;
@@ -758,7 +782,7 @@ void Agent::execute(const Decision& d, const HaInput& in) {
     }
 
     case Action::kStartReplica: {
-      auto up = upstreamFor(cluster, d.source);
+      auto up = upstreamFor(cluster, d.source, cascading(cluster, d.source));
       if (!up)
         return;
       bool crashed = in.pg.control_state == ControlState::kInProduction ||
@@ -773,7 +797,7 @@ void Agent::execute(const Decision& d, const HaInput& in) {
     }
 
     case Action::kFollow: {
-      auto up = upstreamFor(cluster, d.source);
+      auto up = upstreamFor(cluster, d.source, cascading(cluster, d.source));
       if (!up)
         return;
       auto st = pg_->follow(*up);
@@ -783,6 +807,7 @@ void Agent::execute(const Decision& d, const HaInput& in) {
       }
       std::lock_guard<std::mutex> lk(mu_);
       memory_.following = d.source;
+      following_without_slot_ = up->slot_name.empty();
       return;
     }
 
@@ -1016,6 +1041,7 @@ bool Agent::startStandby(const UpstreamConn& up, const std::string& source, cons
   callbacks_.fire("on_start", "replica");
   std::lock_guard<std::mutex> lk(mu_);
   memory_.following = source;
+  following_without_slot_ = up.slot_name.empty();
   return true;
 }
 
@@ -1144,9 +1170,8 @@ void Agent::leaderHousekeeping(const ClusterView& cluster, const LocalPostgres& 
   if (!settings_.use_slots)
     return;
   std::set<std::string> slots;
-  for (const auto& m : cluster.members)
-    if (m.name != config_.name)
-      slots.insert(slotNameForMember(m.name));
+  for (const auto& name : membersStreamingFrom(cluster, config_.name))
+    slots.insert(slotNameForMember(name));
   if (slots == last_slots_)
     return;
   auto st = pg_->syncReplicationSlots(slots);
@@ -1228,7 +1253,7 @@ void Agent::failsafeRound() {
     return;  // fenced meanwhile: a stopped primary is not revived by a late answer
   if (deadline > *memory_.lease_deadline) {
     memory_.lease_deadline = deadline;
-    if (watchdog_ != nullptr)
+    if (watchdog_ != nullptr && !fence_paused_)
       watchdog_->arm(deadline);
     fence_cv_.notify_all();
   }
@@ -1317,6 +1342,12 @@ void Agent::fenceLoop() {
     fence_cv_.wait_until(lk, memory_.lease_deadline ? std::min(*memory_.lease_deadline, cap) : cap);
     if (!memory_.lease_deadline || clock_.now() < *memory_.lease_deadline)
       continue;
+    if (fence_paused_) {
+      // Paused: the primary keeps running past its deadline (the loop renews or retakes the key
+      // when it can). Resuming notifies us.
+      fence_cv_.wait_for(lk, kIdleWaitCap);
+      continue;
+    }
     clearDeadline();
     status_.is_leader = false;
     status_.counters.demotions++;

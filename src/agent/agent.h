@@ -131,9 +131,11 @@ class Agent {
   void failsafeRound();
   void setActivity(const std::string& activity);
   // Where to stream from to follow `member` ("" = no upstream yet); nullopt when the member or its
-  // conn_url is unknown (always, for a named member, when the DCS could not be read).
-  std::optional<UpstreamConn> upstreamFor(const ClusterView* cluster,
-                                          const std::string& member) const;
+  // conn_url is unknown (always, for a named member, when the DCS could not be read). Streaming
+  // from the leader (or the leader-to-be) uses our replication slot; with `cascade` (another
+  // replica, see ha/upstream.h) none.
+  std::optional<UpstreamConn> upstreamFor(const ClusterView* cluster, const std::string& member,
+                                          bool cascade = false) const;
   // Starts PostgreSQL as a standby of `up` (member `source`); logs a failure as "starting <what>".
   bool startStandby(const UpstreamConn& up, const std::string& source, const char* what);
   void recordPromotion(const ClusterView& cluster, int old_timeline, int64_t switch_lsn,
@@ -192,6 +194,8 @@ class Agent {
   std::string failsafe_leader_;
   MonoTime failsafe_until_{};
   std::optional<ScheduledRestart> scheduled_restart_;
+  bool following_without_slot_ = false;  // we stream from memory_.following without a slot
+  bool fence_paused_ = false;            // the cluster is paused: the fence and watchdog stand down
   std::optional<MonoTime> scheduled_restart_due_;  // when the loop must wake for it
 };
 

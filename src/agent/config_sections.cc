@@ -472,12 +472,14 @@ Status parseCallbacks(const YAML::Node& node, std::map<std::string, std::string>
 Status parseTags(const YAML::Node& node, MemberTags& out, std::vector<std::string>& warnings) {
   if (auto st = yaml::expectMap(node, "tags"); !st.ok())
     return st;
-  yaml::warnUnknownKeys(node, "tags", {"nofailover", "noloadbalance", "clonefrom", "nosync"},
+  yaml::warnUnknownKeys(node, "tags",
+                        {"nofailover", "noloadbalance", "clonefrom", "nosync", "replicatefrom"},
                         warnings);
   for (auto st : {optBool(node, "nofailover", "tags", out.nofailover),
                   optBool(node, "noloadbalance", "tags", out.noloadbalance),
                   optBool(node, "clonefrom", "tags", out.clonefrom),
-                  optBool(node, "nosync", "tags", out.nosync)}) {
+                  optBool(node, "nosync", "tags", out.nosync),
+                  optString(node, "replicatefrom", "tags", out.replicatefrom)}) {
     if (!st.ok())
       return st;
   }

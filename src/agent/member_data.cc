@@ -33,6 +33,8 @@ nlohmann::json tagsToJson(const MemberTags& tags) {
     t["clonefrom"] = true;
   if (tags.nosync)
     t["nosync"] = true;
+  if (!tags.replicatefrom.empty())
+    t["replicatefrom"] = tags.replicatefrom;
   return t;
 }
 

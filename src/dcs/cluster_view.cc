@@ -43,6 +43,8 @@ MemberInfo parseMember(const std::string& name, const std::string& json_value,
     m.tags.noloadbalance = t.contains("noloadbalance") && truthy(t["noloadbalance"]);
     m.tags.clonefrom = t.contains("clonefrom") && truthy(t["clonefrom"]);
     m.tags.nosync = t.contains("nosync") && truthy(t["nosync"]);
+    if (t.contains("replicatefrom") && t["replicatefrom"].is_string())
+      m.tags.replicatefrom = t["replicatefrom"].get<std::string>();
   }
   return m;
 }

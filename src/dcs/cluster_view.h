@@ -29,6 +29,7 @@ struct MemberTags {
   bool noloadbalance = false;
   bool clonefrom = false;
   bool nosync = false;
+  std::string replicatefrom;  // cascading replication: the member to stream from ("" = leader)
 };
 
 struct MemberInfo {

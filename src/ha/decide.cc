@@ -16,6 +16,7 @@
 #include "ha/failsafe.h"
 #include "ha/switchover.h"
 #include "ha/sync.h"
+#include "ha/upstream.h"
 #include "postgres/lsn.h"
 
 namespace pgf {
@@ -117,9 +118,10 @@ const PeerStatus* switchoverTarget(const HaInput& in, const SwitchoverRequest& r
   return nullptr;
 }
 
-// Rule 1: a primary must hold a lease it can prove, or stop.
+// Rule 1: a primary must hold a lease it can prove, or stop. Not while paused: then nothing
+// demotes a primary, not even the loss of the DCS (rule 3 keeps or takes the key when it can).
 Step fence(const HaInput& in) {
-  if (!isPrimary(in.pg))
+  if (!isPrimary(in.pg) || in.settings.paused)
     return std::nullopt;
   const auto& deadline = in.memory.lease_deadline;
   if (deadline) {
@@ -153,6 +155,10 @@ Step fence(const HaInput& in) {
 Step dcsUnreadable(const HaInput& in) {
   if (in.cluster)
     return std::nullopt;
+  if (isPrimary(in.pg) && in.settings.paused)
+    return make(Action::kRenewLease,
+                "dcs unreachable: paused, so still primary (no demotion while paused); retrying "
+                "the lease renewal");
   if (isPrimary(in.pg))  // the fence let it through, so the deadline is in the future
     return make(Action::kRenewLease,
                 fmt::format("dcs unreachable: still primary, retrying the lease renewal until the "
@@ -168,6 +174,8 @@ Step paused(const HaInput& in) {
   const std::string* leader = leaderName(in);
   if (leader && *leader == in.self && isPrimary(in.pg))
     return make(Action::kRenewLease, "paused: renewing the leader lease as primary");
+  if (!leader && isPrimary(in.pg))
+    return make(Action::kAcquireLease, "paused: no leader key while we run as primary: taking it");
   return make(Action::kNone, fmt::format("paused: no automatic action (leader {}, {})",
                                          leader ? *leader : std::string("none"), localRole(in.pg)));
 }
@@ -296,8 +304,12 @@ Decision anotherLeads(const HaInput& in, const std::string& leader) {
     return rejoinByRewind(in, leader, "former primary");
   if (!pg.running && in.diverged_from_leader)
     return rejoinByRewind(in, leader, "diverged standby");
+  const std::string upstream = upstreamMember(*in.cluster, in.self, in.tags.replicatefrom, leader);
+  const std::string via =
+      upstream == leader ? std::string() : fmt::format(" (replicatefrom; {} leads)", leader);
   if (!pg.running)
-    return make(Action::kStartReplica, fmt::format("starting as a replica of {}", leader), leader);
+    return make(Action::kStartReplica, fmt::format("starting as a replica of {}{}", upstream, via),
+                upstream);
   if (in.diverged_from_leader) {
     if (in.settings.use_pg_rewind && !in.memory.rewind_failed)
       return make(Action::kDemote,
@@ -306,13 +318,13 @@ Decision anotherLeads(const HaInput& in, const std::string& leader) {
                               formatLsn(pg.wal_position), pg.timeline, leader));
     return rejoinByRewind(in, leader, "diverged standby");
   }
-  if (in.memory.following != leader)
+  if (in.memory.following != upstream)
     return make(Action::kFollow,
-                fmt::format("following {} (was {})", leader,
+                fmt::format("following {}{} (was {})", upstream, via,
                             in.memory.following.empty() ? std::string("following nobody")
                                                         : "following " + in.memory.following),
-                leader);
-  return make(Action::kNone, fmt::format("following {}", leader));
+                upstream);
+  return make(Action::kNone, fmt::format("following {}{}", upstream, via));
 }
 
 // Rule 8's failsafe restraint (ha/failsafe.h): no lease race while a failsafe promise holds, nor
@@ -363,6 +375,21 @@ Decision noLeader(const HaInput& in) {
   auto r = switchoverRequest(in);
   if (r && scheduledLater(*r, in.wall_now))
     r.reset();
+  const std::string& lost = in.memory.leader_lost_in_pause;
+  if (!lost.empty() && lost != in.self && !(r && r->member == in.self)) {
+    // Its key expired while paused, and a paused primary does not demote: unless it answers as
+    // stopped or as a standby, it may still accept writes.
+    bool stood_down = false;
+    for (const auto& p : in.peers)
+      if (p.name == lost && p.reachable && (!p.running || p.in_recovery))
+        stood_down = true;
+    if (!stood_down)
+      return make(Action::kNone,
+                  fmt::format("no leader: {}'s key expired while the cluster was paused and it "
+                              "does not answer as stopped or as a standby, so it may still run "
+                              "as primary; not promoting (POST /failover names a candidate)",
+                              lost));
+  }
   if (r && r->member == in.self) {
     // The requested candidate: the operator chose it, so a peer further ahead does not stop it;
     // the lag bound and a peer still running as primary still do.
@@ -422,6 +449,17 @@ bool needsPeerStatus(const HaInput& in) {
   if (in.pg.data_dir_empty || !isStandby(in.pg))
     return false;
   return !sysidMismatch(in).has_value();
+}
+
+void rememberLeader(AgentMemory& memory, const std::optional<ClusterView>& cluster, bool paused) {
+  if (!cluster)
+    return;
+  if (cluster->leader) {
+    memory.last_leader = cluster->leader->name;
+    memory.leader_lost_in_pause.clear();
+  } else if (paused && !memory.last_leader.empty()) {
+    memory.leader_lost_in_pause = memory.last_leader;
+  }
 }
 
 Decision decide(const HaInput& in) {

@@ -57,6 +57,11 @@ struct AgentMemory {
   bool rewind_failed = false;
   // The member we last configured PostgreSQL to stream from ("" when none).
   std::string following;
+  // The last leader key holder seen, and, when its key vanished while the cluster was paused (its
+  // primary kept running without demoting, so it may still run), its name until a leader key
+  // exists again. See rememberLeader().
+  std::string last_leader;
+  std::string leader_lost_in_pause;
 };
 
 struct HaInput {
@@ -113,5 +118,9 @@ struct Decision {
 bool needsPeerStatus(const HaInput& in);
 
 Decision decide(const HaInput& in);
+
+// Before decide(), with a fresh cluster view (nothing when the DCS could not be read) and the
+// settings in effect: records the leader key's holder, and the one whose key vanished while paused.
+void rememberLeader(AgentMemory& memory, const std::optional<ClusterView>& cluster, bool paused);
 
 }  // namespace pgf

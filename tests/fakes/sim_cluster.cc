@@ -241,6 +241,8 @@ void SimCluster::injectFaults() {
 
 // The agent's fence thread, and for a dead agent the watchdog it armed while leading.
 void SimCluster::fence() {
+  if (settings_.paused)
+    return;  // paused: the agents hold their fence and disarm their watchdogs
   const MonoTime now = clock_.now();
   for (auto& n : nodes_) {
     if (n->agent_alive && n->memory.lease_deadline) {
@@ -312,10 +314,11 @@ SimCluster::Cycle SimCluster::observe(Node& n) {
   in.tags = n.identity.tags;
   in.settings = settings_;
   in.pg = n.pg.probe();
-  in.memory = n.memory;
   auto loaded = n.dcs->load();
   if (loaded.ok())
     in.cluster = std::move(loaded).value();
+  rememberLeader(n.memory, in.cluster, settings_.paused);
+  in.memory = n.memory;
   if (needsPeerStatus(in))
     in.peers = peersOf(n);
   in.diverged_from_leader = divergedFromLeader(n, in);
@@ -548,6 +551,9 @@ void SimCluster::checkInvariants() {
       continue;
     primaries.push_back(n->name);
     auto key = store_->get(kLeaderKey);
+    // While paused a primary may outlive its key (no demotion while paused), not share it.
+    if (!key && settings_.paused)
+      continue;
     if (!key || key->value != n->name)
       violations_.push_back(fmt::format("t={:.1f} {} runs as primary but the leader key is {}",
                                         elapsed(), n->name,

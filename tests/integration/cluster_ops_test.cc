@@ -232,6 +232,70 @@ TEST_F(ClusterOpsTest, ScheduledRestartRunsAtItsTimeAndCanBeCancelled) {
   EXPECT_EQ(cluster_->postmasterPid(replica), again);
 }
 
+TEST_F(ClusterOpsTest, ReplicatefromCascadesAndFallsBackToTheLeader) {
+  ClusterOptions options;
+  options.rest_password = kRestPassword;
+  options.replicatefrom = {{2, "node2"}};  // node3 streams from node2
+  ClusterTest::startCluster(options);
+  if (HasFatalFailure())
+    return;
+  // node1 leads, so that node3's upstream is a replica.
+  if (int p = *cluster_->primaryIndex(); p != 0) {
+    // A freshly cloned node1 may not have published that it caught up yet (412 until then).
+    std::string answer;
+    ASSERT_TRUE(waitUntil(
+        [&] {
+          return cluster_->restCall(
+                     p, "POST", "/switchover",
+                     fmt::format(R"({{"leader": "{}", "candidate": "node1"}})", cluster_->name(p)),
+                     &answer) == 200;
+        },
+        Millis(seconds(20))))
+        << answer;
+    ASSERT_TRUE(waitForPrimary(0, Millis(seconds(30))));
+  }
+  auto senderPort = [&](int node) {
+    auto r = cluster_->query(cluster_->nodeParams(node),
+                             "SELECT sender_port FROM pg_stat_wal_receiver WHERE status = "
+                             "'streaming'");
+    return r.ok() && !r->rows.empty() && r->rows[0][0] ? *r->rows[0][0] : std::string();
+  };
+  auto slots = [&] {
+    auto r = cluster_->query(cluster_->nodeParams(0),
+                             "SELECT coalesce(string_agg(slot_name, ',' ORDER BY slot_name), '') "
+                             "FROM pg_replication_slots");
+    return r.ok() && !r->rows.empty() && r->rows[0][0] ? *r->rows[0][0] : std::string("?");
+  };
+  const std::string node1_port = cluster_->nodeParams(0).at("port");
+  const std::string node2_port = cluster_->nodeParams(1).at("port");
+  ASSERT_TRUE(waitUntil([&] { return senderPort(2) == node2_port; }, Millis(seconds(20))))
+      << "node3 streams from port " << senderPort(2) << ", not from node2";
+  EXPECT_TRUE(waitUntil([&] { return slots() == "node2"; }, Millis(seconds(10))))
+      << "the leader's slots: " << slots();
+  ASSERT_TRUE(writeThroughHaproxy("CREATE TABLE cascade (id int)", Millis(seconds(10))));
+  ASSERT_TRUE(writeThroughHaproxy("INSERT INTO cascade VALUES (1)", Millis(seconds(10))));
+  EXPECT_TRUE(waitUntil([&] { return count(cluster_->nodeParams(2), "cascade") == 1; },
+                        Millis(seconds(10))));
+
+  // Its upstream gone, node3 streams from the leader, through a slot the leader keeps for it.
+  cluster_->signalAgent(1, SIGTERM);
+  ASSERT_TRUE(waitUntil([&] { return senderPort(2) == node1_port; }, Millis(seconds(20))))
+      << "node3 streams from port " << senderPort(2) << ", not from the leader";
+  EXPECT_TRUE(waitUntil([&] { return slots() == "node3"; }, Millis(seconds(10))))
+      << "the leader's slots: " << slots();
+  ASSERT_TRUE(writeThroughHaproxy("INSERT INTO cascade VALUES (2)", Millis(seconds(10))));
+  EXPECT_TRUE(waitUntil([&] { return count(cluster_->nodeParams(2), "cascade") == 2; },
+                        Millis(seconds(10))));
+
+  // node2 back: node3 cascades from it again.
+  ASSERT_TRUE(cluster_->startAgent(1).ok());
+  EXPECT_TRUE(waitUntil([&] { return senderPort(2) == node2_port; }, Millis(seconds(30))))
+      << "node3 streams from port " << senderPort(2);
+  EXPECT_TRUE(waitUntil([&] { return slots() == "node2"; }, Millis(seconds(10))))
+      << "the leader's slots: " << slots();
+  EXPECT_TRUE(cluster_->waitHealthy(Millis(seconds(30))));
+}
+
 TEST_F(ClusterOpsTest, FailoverToANamedCandidateWorksWithoutAHealthyLeader) {
   startCluster();
   const int old = *cluster_->primaryIndex();
@@ -273,6 +337,26 @@ TEST_F(ClusterOpsTest, PauseStopsEveryAutomaticActionUntilResume) {
   EXPECT_EQ(cluster_->restCall(old, "POST", "/switchover",
                                fmt::format(R"({{"leader": "{}"}})", cluster_->name(old)), &answer),
             409);
+
+  // No demotion on the loss of etcd while paused: two ttl periods without it, and every write to
+  // the primary goes through.
+  ASSERT_TRUE(writeThroughHaproxy("CREATE TABLE paused_writes (i int)", Millis(seconds(10))));
+  cluster_->stopEtcd();
+  const auto etcd_gone = std::chrono::steady_clock::now();
+  int written = 0, failed = 0;
+  while (std::chrono::steady_clock::now() - etcd_gone < seconds(10)) {
+    if (cluster_->query(cluster_->nodeParams(old), "INSERT INTO paused_writes VALUES (1)").ok())
+      ++written;
+    else
+      ++failed;
+    std::this_thread::sleep_for(std::chrono::milliseconds(250));
+  }
+  EXPECT_EQ(failed, 0) << "of " << written + failed << " writes while paused without etcd";
+  EXPECT_EQ(cluster_->primaryIndexes(), std::vector<int>{old});
+  auto etcd_back = cluster_->restartEtcd();
+  ASSERT_TRUE(etcd_back.ok()) << etcd_back.error().message;
+  ASSERT_TRUE(waitUntil([&] { return everyMemberReportsPause(true); }, Millis(seconds(15))));
+  EXPECT_EQ(cluster_->primaryIndex(), old);
 
   // The primary's server dies: nobody restarts it and nobody takes over, for longer than a ttl.
   cluster_->killPostmaster(old);

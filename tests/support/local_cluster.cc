@@ -144,7 +144,7 @@ postgresql:
   parameters:
     shared_buffers: 32MB
     max_connections: 50
-{callbacks})",
+{callbacks}{tags})",
       fmt::arg("scope", options_.scope), fmt::arg("name", name(i)), fmt::arg("api", ports_[i].api),
       fmt::arg("etcd", etcdEndpoint()), fmt::arg("ttl", options_.ttl),
       fmt::arg("loop_wait", options_.loop_wait), fmt::arg("retry", options_.retry_timeout),
@@ -159,6 +159,9 @@ postgresql:
                                 : std::string()),
       fmt::arg("strict", options_.synchronous_mode_strict ? "true" : "false"),
       fmt::arg("failsafe", options_.failsafe_mode ? "true" : "false"),
+      fmt::arg("tags", options_.replicatefrom.count(i) ? fmt::format("tags:\n  replicatefrom: {}\n",
+                                                                     options_.replicatefrom.at(i))
+                                                       : std::string()),
       fmt::arg("auth", options_.rest_password.empty()
                            ? std::string()
                            : fmt::format("  authentication:\n    username: admin\n"
@@ -367,11 +370,21 @@ bool LocalCluster::waitHealthy(Millis timeout) {
           if (restGet(i, "/replica", &body) != 200)
             return false;
         }
-        // Every replica streams from the primary.
-        auto rows = query(nodeParams(*p),
-                          "SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'");
-        return rows.ok() && !rows->rows.empty() && rows->rows[0][0] &&
-               std::stoi(*rows->rows[0][0]) == nodes() - 1;
+        auto counted = [this](int node, const char* sql) {
+          auto rows = query(nodeParams(node), sql);
+          return rows.ok() && !rows->rows.empty() && rows->rows[0][0] ? std::stoi(*rows->rows[0][0])
+                                                                      : -1;
+        };
+        if (options_.replicatefrom.empty())  // every replica streams from the primary
+          return counted(*p,
+                         "SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'") ==
+                 nodes() - 1;
+        for (int i = 0; i < nodes(); ++i)  // some stream from another replica
+          if (i != *p && counted(i,
+                                 "SELECT count(*) FROM pg_stat_wal_receiver WHERE status = "
+                                 "'streaming'") != 1)
+            return false;
+        return true;
       },
       timeout);
 }

@@ -7,6 +7,7 @@
 #include <sys/types.h>
 
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -33,6 +34,8 @@ struct ClusterOptions {
   bool synchronous_mode = false;
   bool synchronous_mode_strict = false;
   bool failsafe_mode = false;
+  // Node index -> the member it streams from (tags.replicatefrom).
+  std::map<int, std::string> replicatefrom = {};
   // Every node gets on_start and on_role_change callbacks that append "<action> <role> <scope>"
   // to callbackLog(i).
   bool callbacks = false;

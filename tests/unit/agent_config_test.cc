@@ -349,7 +349,7 @@ TEST(AgentConfig, WarnsAboutEveryUnsupportedKeyByPath) {
               "etcd3:\n  host: a:1\n  cacert: /ca\n"
               "bootstrap:\n  dcs:\n    master_start_timeout: 300\n    postgresql:\n"
               "      recovery_conf: {}\n  users: {}\n"
-              "watchdog:\n  mode: off\nlog:\n  dir: /var/log\ntags:\n  replicatefrom: n2\n"),
+              "watchdog:\n  mode: off\nlog:\n  dir: /var/log\ntags:\n  replicatefrom: n2\n  custom: x\n"),
       "etcd3:\n  host: 127.0.0.1:2379\n"));
   ASSERT_TRUE(r.ok()) << r.error().toString();
   const auto& w = r->warnings;
@@ -357,10 +357,11 @@ TEST(AgentConfig, WarnsAboutEveryUnsupportedKeyByPath) {
        {"postgresql.callbacks.on_boot", "postgresql.authentication.superuser.sslmode",
         "postgresql.authentication.other", "restapi.certfile", "etcd3.cacert",
         "bootstrap.dcs.master_start_timeout", "bootstrap.dcs.postgresql.recovery_conf",
-        "bootstrap.users", "watchdog", "log.dir", "tags.replicatefrom"}) {
+        "bootstrap.users", "watchdog", "log.dir", "tags.custom"}) {
     EXPECT_THAT(w, Contains(std::string("unsupported key ") + key + " (ignored)")) << key;
   }
   EXPECT_EQ(w.size(), 11u);
+  EXPECT_EQ(r->config.tags.replicatefrom, "n2");
   // Unsupported bootstrap.dcs keys still reach the DCS "config" key.
   EXPECT_EQ(r->config.bootstrap_dcs_raw["master_start_timeout"], 300);
 }

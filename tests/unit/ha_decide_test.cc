@@ -201,14 +201,18 @@ TEST(HaDecide, FenceDemotesAPrimaryPastItsDeadline) {
        Action::kDemote, "", "lease deadline passed 1200 ms ago"},
       {"deadline exactly now", In(clusterWithLeader("node2"), primaryPg()).deadlineIn({}).in,
        Action::kDemote, "", "lease deadline passed 0 ms ago"},
-      {"deadline passed while paused",
+      {"deadline passed while paused: no demotion, the key is still ours",
        In(clusterWithLeader("node2"), primaryPg()).deadlineIn(milliseconds(-1)).paused().in,
-       Action::kDemote, "", "even while paused"},
+       Action::kRenewLease, "", "paused: renewing"},
       {"deadline passed, dcs unreadable",
        In(std::nullopt, primaryPg()).deadlineIn(milliseconds(-500)).in, Action::kDemote, "",
        "lease deadline passed 500 ms ago"},
-      {"deadline passed, dcs unreadable, paused",
-       In(std::nullopt, primaryPg()).deadlineIn(milliseconds(-500)).paused().in, Action::kDemote},
+      {"deadline passed, dcs unreadable, paused: no demotion on dcs loss",
+       In(std::nullopt, primaryPg()).deadlineIn(milliseconds(-500)).paused().in,
+       Action::kRenewLease, "", "no demotion while paused"},
+      {"deadline passed, key expired, paused: taken back",
+       In(clusterWithoutLeader(), primaryPg()).deadlineIn(seconds(-3)).paused().in,
+       Action::kAcquireLease, "", "paused: no leader key"},
       {"deadline passed, no leader key",
        In(clusterWithoutLeader(), primaryPg()).deadlineIn(seconds(-3)).in, Action::kDemote},
   });
@@ -222,8 +226,10 @@ TEST(HaDecide, FenceDecidesForAPrimaryFoundWithoutALease) {
       {"no leader key", In(clusterWithoutLeader(), primaryPg()).in, Action::kAcquireLease},
       {"another leader", In(clusterWithLeader("node1"), primaryPg()).in, Action::kDemote, "",
        "node1 holds the leader key"},
-      {"another leader while paused", In(clusterWithLeader("node1"), primaryPg()).paused().in,
-       Action::kDemote},
+      {"another leader while paused: a warning, no demotion",
+       In(clusterWithLeader("node1"), primaryPg()).paused().in, Action::kNone, "", "paused"},
+      {"dcs unreadable while paused", In(std::nullopt, primaryPg()).paused().in,
+       Action::kRenewLease, "", "no demotion while paused"},
   });
 }
 
@@ -253,6 +259,42 @@ TEST(HaDecide, DcsUnreadable) {
 }
 
 // ---- rule 3: paused
+
+TEST(HaDecide, AKeyLostWhilePausedIsNotRacedForUntilItsHolderStoodDown) {
+  AgentMemory memory;
+  rememberLeader(memory, clusterWithLeader("node1"), true);
+  EXPECT_EQ(memory.last_leader, "node1");
+  EXPECT_EQ(memory.leader_lost_in_pause, "");
+  rememberLeader(memory, std::nullopt, true);  // an unreadable dcs tells nothing
+  EXPECT_EQ(memory.leader_lost_in_pause, "");
+  rememberLeader(memory, clusterWithoutLeader(), true);
+  EXPECT_EQ(memory.leader_lost_in_pause, "node1");
+  rememberLeader(memory, clusterWithoutLeader(), false);  // resumed: still remembered
+  EXPECT_EQ(memory.leader_lost_in_pause, "node1");
+
+  // Resumed, node1 cannot be asked: it may still run as primary.
+  In b(clusterWithoutLeader(), standbyPg());
+  b.in.memory.leader_lost_in_pause = "node1";
+  b.peers({peer("node1", kPos, /*reachable=*/false), peer("node3", kPos - 100)});
+  Decision d = decide(b.in);
+  EXPECT_EQ(d.action, Action::kNone);
+  EXPECT_NE(d.reason.find("node1's key expired while the cluster was paused"), std::string::npos)
+      << d.reason;
+  // It answers as a standby (or as stopped): the election goes on as usual.
+  b.peers({peer("node1", kPos - 100), peer("node3", kPos - 100)});
+  EXPECT_EQ(decide(b.in).action, Action::kAcquireAndPromote);
+  PeerStatus stopped = peer("node1", kPos - 100);
+  stopped.running = false;
+  b.peers({stopped, peer("node3", kPos - 100)});
+  EXPECT_EQ(decide(b.in).action, Action::kAcquireAndPromote);
+  // An operator naming this member as the candidate decides for it.
+  b.peers({peer("node1", kPos, false), peer("node3", kPos - 100)});
+  b.in.cluster->failover = nlohmann::json{{"member", "node2"}};
+  EXPECT_EQ(decide(b.in).action, Action::kAcquireAndPromote) << decide(b.in).reason;
+  // A new leader key ends it.
+  rememberLeader(memory, clusterWithLeader("node3"), false);
+  EXPECT_EQ(memory.leader_lost_in_pause, "");
+}
 
 TEST(HaDecide, PausedOnlyRenewsOurOwnLease) {
   expectCases({
@@ -519,17 +561,16 @@ TEST(HaDecide, SafetyPropertiesOverTheWholeInputSpace) {
             ++checked;
             std::string where = std::string(actionName(d.action)) + ": " + d.reason;
             bool primary = pg.running && !pg.in_recovery;
-            if (primary && deadline && *deadline <= milliseconds(0)) {
+            if (primary && deadline && *deadline <= milliseconds(0) && !paused) {
               EXPECT_EQ(d.action, Action::kDemote) << where;
             }
-            if (primary && !deadline && !cluster) {
+            if (primary && !deadline && !cluster && !paused) {
               EXPECT_EQ(d.action, Action::kDemote) << where;
             }
-            // While paused, the only step that touches PostgreSQL is the fence's demotion; a
-            // primary may still keep or take back its own leader key.
+            // While paused nothing touches PostgreSQL, not even a lost lease; a primary may
+            // still keep or take back its own leader key.
             if (paused) {
               EXPECT_TRUE(d.action == Action::kNone || d.action == Action::kRenewLease ||
-                          d.action == Action::kDemote ||
                           (primary && d.action == Action::kAcquireLease))
                   << where;
             }
