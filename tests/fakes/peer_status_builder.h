@@ -1,5 +1,5 @@
-// A PeerStatus as a healthy standby's REST API reports it, for unit tests of decisions that weigh
-// the other members.
+// A PeerStatus as a healthy standby's REST API reports it, and this member's own streaming standby,
+// for unit tests of decisions that weigh the other members.
 #pragma once
 
 #include <cstdint>
@@ -18,6 +18,19 @@ inline PeerStatus streamingPeer(const std::string& name, int64_t lsn, bool reach
   p.wal_position = lsn;
   p.timeline = 1;
   return p;
+}
+
+inline LocalPostgres runningStandby(const std::string& sysid, int64_t lsn) {
+  LocalPostgres pg;
+  pg.data_dir_empty = false;
+  pg.sysid = sysid;
+  pg.timeline = 1;
+  pg.wal_position = lsn;
+  pg.control_state = ControlState::kInArchiveRecovery;
+  pg.running = true;
+  pg.accepting = true;
+  pg.in_recovery = true;
+  return pg;
 }
 
 }  // namespace pgf

@@ -37,14 +37,7 @@ HaInput standbyWithoutLeader(const std::string& self) {
   in.now = kNow;
   in.self = self;
   in.cluster = clusterWithoutLeader();
-  in.pg.data_dir_empty = false;
-  in.pg.sysid = "7300000000000000001";
-  in.pg.timeline = 1;
-  in.pg.wal_position = kPos;
-  in.pg.control_state = ControlState::kInArchiveRecovery;
-  in.pg.running = true;
-  in.pg.accepting = true;
-  in.pg.in_recovery = true;
+  in.pg = runningStandby("7300000000000000001", kPos);
   in.settings.failsafe_mode = true;
   in.peers = {streamingPeer("node1", kPos - 100), streamingPeer("node3", kPos - 100)};
   return in;

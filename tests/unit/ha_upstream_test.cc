@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include "fakes/peer_status_builder.h"
 #include "ha/decision.h"
 #include "ha/upstream.h"
 
@@ -69,14 +70,7 @@ HaInput replicaInput(const ClusterView& c, const std::string& following) {
   in.self = "node3";
   in.tags.replicatefrom = "node2";
   in.cluster = c;
-  in.pg.data_dir_empty = false;
-  in.pg.sysid = "7300000000000000001";
-  in.pg.timeline = 1;
-  in.pg.wal_position = kPos;
-  in.pg.control_state = ControlState::kInArchiveRecovery;
-  in.pg.running = true;
-  in.pg.accepting = true;
-  in.pg.in_recovery = true;
+  in.pg = runningStandby("7300000000000000001", kPos);
   in.memory.following = following;
   return in;
 }
