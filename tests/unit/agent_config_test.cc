@@ -349,7 +349,8 @@ TEST(AgentConfig, WarnsAboutEveryUnsupportedKeyByPath) {
               "etcd3:\n  host: a:1\n  cacert: /ca\n"
               "bootstrap:\n  dcs:\n    master_start_timeout: 300\n    postgresql:\n"
               "      recovery_conf: {}\n  users: {}\n"
-              "watchdog:\n  mode: off\nlog:\n  dir: /var/log\ntags:\n  replicatefrom: n2\n  custom: x\n"),
+              "watchdog:\n  mode: off\nlog:\n  dir: /var/log\ntags:\n  replicatefrom: n2\n  "
+              "custom: x\n"),
       "etcd3:\n  host: 127.0.0.1:2379\n"));
   ASSERT_TRUE(r.ok()) << r.error().toString();
   const auto& w = r->warnings;
