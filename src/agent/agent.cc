@@ -194,7 +194,9 @@ int Agent::run() {
     pid_t postmaster = 0;
     {
       std::lock_guard<std::mutex> lk(mu_);
-      rev = status_.cluster ? status_.cluster->revision : 0;
+      // The last revision read, also while the DCS cannot be read: waiting for changes after 0
+      // would return at once, and the loop would spin instead of waiting for its next cycle.
+      rev = last_revision_;
       postmaster = status_.pg.running ? status_.pg.postmaster_pid : 0;
     }
     // Sleep until the next cycle is due, a key the loop reacts to changes, or our postmaster dies
@@ -255,6 +257,7 @@ void Agent::cycle() {
   {
     std::lock_guard<std::mutex> lk(mu_);
     if (cluster) {
+      last_revision_ = cluster->revision;
       last_dcs_config_ = cluster->config;
       failsafe_members_ = cluster->failsafe ? parseFailsafeMembers(*cluster->failsafe)
                                             : decltype(failsafe_members_){};
@@ -1174,9 +1177,13 @@ void Agent::leaderHousekeeping(const ClusterView& cluster, const LocalPostgres& 
     slots.insert(slotNameForMember(name));
   if (slots == last_slots_)
     return;
+  // Until it succeeds (a slot still in use by a standby that moved on is dropped once it is
+  // not), every loop tries again.
   auto st = pg_->syncReplicationSlots(slots);
   if (st.ok())
     last_slots_ = slots;
+  else if (st.error().code == ErrorCode::kAlreadyExists)
+    spdlog::debug("replication slots: {}", st.error().message);
   else
     spdlog::warn("replication slots: {}", st.error().message);
 }

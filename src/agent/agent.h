@@ -195,6 +195,7 @@ class Agent {
   MonoTime failsafe_until_{};
   std::optional<ScheduledRestart> scheduled_restart_;
   bool following_without_slot_ = false;  // we stream from memory_.following without a slot
+  int64_t last_revision_ = 0;            // of the last cluster view read
   bool fence_paused_ = false;            // the cluster is paused: the fence and watchdog stand down
   std::optional<MonoTime> scheduled_restart_due_;  // when the loop must wake for it
 };

@@ -27,6 +27,12 @@ inline constexpr std::string_view kConfHeader = "# Written by pgfleet-agent";
 inline constexpr std::string_view kBaseConfName = "postgresql.base.conf";
 // Seconds a standby waits for its upstream to answer before retrying.
 inline constexpr int kPrimaryConnectTimeoutSeconds = 5;
+// libpq options for the long transfers from another member (pg_basebackup, pg_rewind): a source
+// cut off by a partition is given up within about 15 s instead of the kernel's quarter of an hour,
+// so the agent's loop is not held by a dead connection.
+inline constexpr std::string_view kDeadPeerConninfo =
+    "keepalives=1 keepalives_idle=5 keepalives_interval=2 keepalives_count=3 "
+    "tcp_user_timeout=15000";
 
 struct ConfigContext {
   const PostgresConfig* pg = nullptr;

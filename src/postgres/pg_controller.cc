@@ -335,9 +335,9 @@ Status LocalPostgresController::cloneFrom(const UpstreamConn& source) {
   // pg_basebackup needs the password file before the configuration exists.
   PGF_TRY(writePgpassFile(cfg, pgpass_), context);
   std::string conninfo = fmt::format(
-      "host={} port={} user={} application_name={} connect_timeout={}",
+      "host={} port={} user={} application_name={} connect_timeout={} {}",
       quoteConninfoValue(source.host), source.port, quoteConninfoValue(cfg.replication.username),
-      quoteConninfoValue(name_), kPrimaryConnectTimeoutSeconds);
+      quoteConninfoValue(name_), kPrimaryConnectTimeoutSeconds, kDeadPeerConninfo);
   spdlog::info("cloning {} from {}:{} with pg_basebackup", data_dir_, source.host, source.port);
   PGF_TRY(runBaseBackup(tool(), data_dir_, conninfo, timeouts_.clone), context);
   PGF_TRY(writeConfiguration(source), context);
@@ -489,10 +489,11 @@ Status LocalPostgresController::rewind(const UpstreamConn& source) {
   PGF_TRY(
       checkRewindSource(sourceParams(source, user), timeouts_.remote_connect, timeouts_.checkpoint),
       context);
-  std::string conninfo =
-      fmt::format("host={} port={} user={} dbname=postgres application_name={} connect_timeout={}",
-                  quoteConninfoValue(source.host), source.port, quoteConninfoValue(user.username),
-                  quoteConninfoValue(name_), kPrimaryConnectTimeoutSeconds);
+  std::string conninfo = fmt::format(
+      "host={} port={} user={} dbname=postgres application_name={} connect_timeout={} "
+      "{}",
+      quoteConninfoValue(source.host), source.port, quoteConninfoValue(user.username),
+      quoteConninfoValue(name_), kPrimaryConnectTimeoutSeconds, kDeadPeerConninfo);
   spdlog::info("running pg_rewind on {} from {}:{}", data_dir_, source.host, source.port);
   auto run = runPgRewind(tool(), data_dir_, conninfo, timeouts_.rewind);
   if (!run.ok())

@@ -53,12 +53,17 @@ Status syncPhysicalSlots(PgConnection& conn, const std::set<std::string>& wanted
     return existing.error().wrap("listing replication slots");
   std::set<std::string> present;
   std::vector<std::string> failures;
+  std::vector<std::string> in_use;  // unwanted, but a standby still streams through it
   for (size_t i = 0; i < existing->rows.size(); ++i) {
     std::string name = existing->get(i, "slot_name").value_or("");
     bool active = existing->get(i, "active").value_or("f") == "t";
     present.insert(name);
-    if (wanted.count(name) != 0 || active)
+    if (wanted.count(name) != 0)
       continue;
+    if (active) {
+      in_use.push_back(name);
+      continue;
+    }
     // "AND NOT active" closes most of the race with a standby connecting right now; the rest
     // fails as "slot is active" and is retried next time.
     auto dropped = conn.query(
@@ -75,8 +80,17 @@ Status syncPhysicalSlots(PgConnection& conn, const std::set<std::string>& wanted
     if (!created.ok())
       failures.push_back(fmt::format("creating slot \"{}\": {}", name, created.error().message));
   }
-  if (failures.empty())
+  if (failures.empty() && in_use.empty())
     return okStatus();
+  const bool only_in_use = failures.empty();
+  for (const auto& name : in_use)
+    failures.push_back(fmt::format("slot \"{}\" is not wanted but still in use", name));
+  if (only_in_use) {
+    std::string msg;
+    for (const auto& f : failures)
+      msg += (msg.empty() ? "" : "; ") + f;
+    return makeError(ErrorCode::kAlreadyExists, msg, true);
+  }
   std::string msg;
   for (const auto& f : failures)
     msg += (msg.empty() ? "" : "; ") + f;

@@ -15,6 +15,8 @@ namespace pgf {
 // Creates every slot of `wanted` that is missing and drops every inactive physical slot that is
 // not wanted. An active slot is never dropped (its standby streams through it now). Logical slots
 // are never touched. One failing slot does not stop the others; the error names all that failed.
+// An unwanted slot kept because it is active is reported too, as kAlreadyExists when that is all,
+// so the caller tries again once the standby has moved on.
 Status syncPhysicalSlots(PgConnection& conn, const std::set<std::string>& wanted);
 
 // pg_stat_replication as a JSON array of objects: usename, application_name, client_addr, state,

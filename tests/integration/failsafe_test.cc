@@ -4,6 +4,7 @@
 #include <signal.h>
 
 #include <chrono>
+#include <fstream>
 #include <string>
 #include <thread>
 
@@ -86,6 +87,15 @@ TEST_F(FailsafeTest, AnEtcdOutageWithEveryMemberUpLeavesThePrimaryWriting) {
     std::this_thread::sleep_for(milliseconds(250));
   }
   EXPECT_EQ(failed, 0) << "of " << id << " writes during the etcd outage";
+  // Without etcd every agent still waits for its next loop between two attempts to read it
+  // (15 s at loop_wait 1 and the leader's shorter renewal interval: a few dozen, not a spin).
+  for (int i = 0; i < cluster_->nodes(); ++i) {
+    std::ifstream log(fmt::format("{}/{}.agent.log", cluster_->dir(), cluster_->name(i)));
+    int reads = 0;
+    for (std::string line; std::getline(log, line);)
+      reads += line.find("reading the cluster from the dcs") != std::string::npos;
+    EXPECT_LT(reads, 60) << cluster_->name(i) << " tried to read etcd " << reads << " times";
+  }
   EXPECT_TRUE(saw_active) << "/patroni never reported failsafe_mode_is_active";
   EXPECT_EQ(cluster_->primaryIndexes(), std::vector<int>{primary_});
 

@@ -242,7 +242,10 @@ TEST_F(PgControllerTest, BootstrapCloneFailoverAndRewind) {
   // Slots: missing ones are created, inactive unwanted ones dropped, an active one kept.
   ASSERT_TRUE(a.ctl->syncReplicationSlots({"node_b", "spare"}).ok());
   EXPECT_EQ(scalar(a, "SELECT count(*) FROM pg_replication_slots"), "2");
-  ASSERT_TRUE(a.ctl->syncReplicationSlots({}).ok());
+  // node_b's standby still streams through it: kept, and said so, for the caller to try again.
+  auto in_use = a.ctl->syncReplicationSlots({});
+  ASSERT_FALSE(in_use.ok());
+  EXPECT_EQ(in_use.error().code, ErrorCode::kAlreadyExists) << in_use.error().message;
   EXPECT_EQ(scalar(a, "SELECT string_agg(slot_name, ',') FROM pg_replication_slots"), "node_b");
   // Slots are a primary's business.
   EXPECT_FALSE(b.ctl->syncReplicationSlots({"x"}).ok());
