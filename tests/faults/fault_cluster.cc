@@ -14,9 +14,14 @@
 #include <httplib.h>
 
 #include "common/process.h"
+#include "support/local_cluster.h"
+#include "support/test_files.h"
 
 namespace pgf::faults {
 namespace fs = std::filesystem;
+using testing::fileTail;
+using testing::randomPassword;
+using testing::waitUntil;
 
 namespace {
 
@@ -24,38 +29,6 @@ constexpr int kPgPort = 5432;
 constexpr int kApiPort = 8008;
 constexpr int kEtcdClientPort = 2379;
 constexpr int kEtcdPeerPort = 2380;
-
-std::string randomPassword() {
-  static const char kAlphabet[] = "abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
-  std::random_device rd;
-  std::string s;
-  for (int i = 0; i < 24; ++i)
-    s += kAlphabet[rd() % (sizeof kAlphabet - 1)];
-  return s;
-}
-
-std::string tail(const std::string& path, int lines) {
-  std::ifstream in(path);
-  std::vector<std::string> all;
-  for (std::string line; std::getline(in, line);)
-    all.push_back(line);
-  std::string out;
-  for (size_t i = all.size() > static_cast<size_t>(lines) ? all.size() - lines : 0; i < all.size();
-       ++i)
-    out += all[i] + "\n";
-  return out;
-}
-
-bool waitFor(const std::function<bool()>& condition, Millis timeout) {
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  for (;;) {
-    if (condition())
-      return true;
-    if (std::chrono::steady_clock::now() >= deadline)
-      return false;
-    std::this_thread::sleep_for(Millis(100));
-  }
-}
 
 void stopPid(pid_t pid, int sig, Millis grace) {
   if (pid <= 0)
@@ -195,7 +168,7 @@ Status FaultCluster::start() {
   for (int k = 0; k < options_.etcd_members; ++k)
     PGF_TRY(startEtcd(k), "starting " + etcdHost(k));
   // Quorum: every member answers /health with a leader.
-  const bool healthy = waitFor(
+  const bool healthy = waitUntil(
       [&] {
         for (int k = 0; k < options_.etcd_members; ++k) {
           httplib::Client http(lab_->address(etcdHost(k)), kEtcdClientPort);
@@ -315,7 +288,7 @@ std::vector<int> FaultCluster::primaries() const {
 }
 
 bool FaultCluster::waitHealthy(Millis timeout) const {
-  return waitFor(
+  return waitUntil(
       [this] {
         auto p = primaries();
         if (p.size() != 1)
@@ -340,10 +313,10 @@ std::string FaultCluster::logTails(int lines) const {
   std::string out;
   for (int i = 0; i < options_.nodes; ++i)
     out += fmt::format("---- {} agent log (last {} lines)\n{}", node(i), lines,
-                       tail(fmt::format("{}/{}.agent.log", dir_, node(i)), lines));
+                       fileTail(fmt::format("{}/{}.agent.log", dir_, node(i)), lines));
   for (int k = 0; k < options_.etcd_members; ++k)
     out += fmt::format("---- {} log (last 5 lines)\n{}", etcdHost(k),
-                       tail(fmt::format("{}/{}.log", dir_, etcdHost(k)), 5));
+                       fileTail(fmt::format("{}/{}.log", dir_, etcdHost(k)), 5));
   return out;
 }
 
@@ -361,7 +334,7 @@ void FaultCluster::stopAll() {
     if (pm > 0 && processAlive(pm)) {
       signalProcess(pm, SIGCONT);
       signalProcess(pm, SIGQUIT);
-      if (!waitFor([pm] { return !processAlive(pm); }, Millis(10000)))
+      if (!waitUntil([pm] { return !processAlive(pm); }, Millis(10000)))
         signalProcess(pm, SIGKILL);
     }
   }

@@ -15,6 +15,7 @@
 
 #include "common/process.h"
 #include "support/ports.h"
+#include "support/test_files.h"
 
 namespace pgf::testing {
 
@@ -107,15 +108,7 @@ void EtcdProcess::resume() {
 }
 
 std::string EtcdProcess::logTail(int lines) const {
-  std::ifstream in(log_file_);
-  std::vector<std::string> all;
-  for (std::string line; std::getline(in, line);)
-    all.push_back(line);
-  std::string out;
-  for (size_t i = all.size() > static_cast<size_t>(lines) ? all.size() - lines : 0; i < all.size();
-       ++i)
-    out += all[i] + "\n";
-  return out;
+  return fileTail(log_file_, lines);
 }
 
 TempDir::TempDir(const std::string& prefix) {

@@ -16,20 +16,12 @@
 #include "common/process.h"
 #include "support/etcd_process.h"
 #include "support/ports.h"
+#include "support/test_files.h"
 
 namespace pgf::testing {
 namespace fs = std::filesystem;
 
 namespace {
-
-std::string randomPassword() {
-  static const char kAlphabet[] = "abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
-  std::random_device rd;
-  std::string s;
-  for (int i = 0; i < 24; ++i)
-    s += kAlphabet[rd() % (sizeof kAlphabet - 1)];
-  return s;
-}
 
 void writeFile(const std::string& path, const std::string& text, mode_t mode) {
   std::ofstream(path) << text;
