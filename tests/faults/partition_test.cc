@@ -1,6 +1,9 @@
 // Fixed fault scenarios on separate hosts (fault_cluster.h): a primary cut off from etcd and from
 // its replicas stops accepting writes before its lease can have expired, a replica takes over only
-// after that, and once the links heal the former primary follows the new one.
+// after that, and once the links heal the former primary follows the new one; a replica cut off
+// from everything, or one etcd member dead or cut off, changes nothing for the writers.
+#include <signal.h>
+
 #include <chrono>
 #include <string>
 #include <thread>
@@ -43,16 +46,43 @@ class PartitionTest : public ::testing::Test {
 
   std::string last_error_;
 
+  // Writes one row to `node` every 100 ms for `window`; returns how many failed (and counts the
+  // ones taken in `taken`).
+  int writeFor(int node, std::chrono::milliseconds window, long long& id, int& taken) {
+    int failed = 0;
+    const auto until = SteadyClock::now() + window;
+    while (SteadyClock::now() < until) {
+      if (insert(node, ++id))
+        ++taken;
+      else
+        ++failed;
+      std::this_thread::sleep_for(milliseconds(100));
+    }
+    return failed;
+  }
+
+  void createTable(int node) {
+    auto conn = PgConnection::connect(cluster_.nodeParams(node), Millis(2000));
+    ASSERT_TRUE(conn.ok()) << conn.error().message;
+    ASSERT_TRUE(conn->exec("CREATE TABLE beats (id bigint primary key)").ok());
+  }
+
+  long long rows(int node) {
+    auto conn = PgConnection::connect(cluster_.nodeParams(node), Millis(2000));
+    if (!conn.ok())
+      return -1;
+    auto r = conn->query("SELECT count(*) FROM beats");
+    return r.ok() && !r->rows.empty() && r->rows[0][0] ? std::stoll(*r->rows[0][0]) : -1;
+  }
+
   FaultCluster cluster_;
 };
 
 TEST_F(PartitionTest, APrimaryCutOffFromEtcdAndItsReplicasStopsBeforeItsLeaseCouldExpire) {
   const int old = cluster_.primaries().at(0);
-  {
-    auto conn = PgConnection::connect(cluster_.nodeParams(old), Millis(2000));
-    ASSERT_TRUE(conn.ok()) << conn.error().message;
-    ASSERT_TRUE(conn->exec("CREATE TABLE beats (id bigint primary key)").ok());
-  }
+  createTable(old);
+  if (HasFatalFailure())
+    return;
   // Cut off from every etcd member and every other node; the machine still reaches it, so the
   // test sees when it stops taking writes.
   NetLab& lab = cluster_.lab();
@@ -106,6 +136,54 @@ TEST_F(PartitionTest, APrimaryCutOffFromEtcdAndItsReplicasStopsBeforeItsLeaseCou
   ASSERT_TRUE(lab.healAll().ok());
   EXPECT_TRUE(cluster_.waitHealthy(Millis(seconds(90))));
   EXPECT_EQ(cluster_.primaries(), std::vector<int>{fresh});
+}
+
+TEST_F(PartitionTest, AReplicaCutOffFromEverythingLeavesThePrimaryAloneAndCatchesUp) {
+  const int primary = cluster_.primaries().at(0);
+  const int replica = (primary + 1) % cluster_.nodes();
+  createTable(primary);
+  if (HasFatalFailure())
+    return;
+  ASSERT_TRUE(cluster_.lab().isolate(cluster_.node(replica)).ok());
+  long long id = 0;
+  int taken = 0;
+  // Two ttl periods: the primary keeps its lease and its writes, nobody else is elected.
+  EXPECT_EQ(writeFor(primary, milliseconds(10000), id, taken), 0) << last_error_;
+  EXPECT_EQ(cluster_.primaries(), std::vector<int>{primary});
+  ASSERT_TRUE(cluster_.lab().healAll().ok());
+  EXPECT_TRUE(cluster_.waitHealthy(Millis(seconds(60))));
+  EXPECT_EQ(cluster_.primaries(), std::vector<int>{primary});
+  EXPECT_TRUE([&] {
+    auto deadline = SteadyClock::now() + seconds(20);
+    while (SteadyClock::now() < deadline) {
+      if (rows(replica) == taken)
+        return true;
+      std::this_thread::sleep_for(milliseconds(200));
+    }
+    return false;
+  }()) << "the replica has "
+       << rows(replica) << " of " << taken << " rows";
+}
+
+TEST_F(PartitionTest, OneEtcdMemberDownChangesNothing) {
+  const int primary = cluster_.primaries().at(0);
+  createTable(primary);
+  if (HasFatalFailure())
+    return;
+  // The member every agent names first.
+  cluster_.signalEtcd(0, SIGKILL);
+  long long id = 0;
+  int taken = 0;
+  EXPECT_EQ(writeFor(primary, milliseconds(10000), id, taken), 0) << last_error_;
+  EXPECT_EQ(cluster_.primaries(), std::vector<int>{primary});
+  // Cut off instead of dead: the same.
+  ASSERT_TRUE(cluster_.startEtcd(0).ok());
+  for (int i = 0; i < cluster_.nodes(); ++i)
+    ASSERT_TRUE(cluster_.lab().cut(cluster_.node(i), cluster_.etcdHost(1)).ok());
+  EXPECT_EQ(writeFor(primary, milliseconds(10000), id, taken), 0) << last_error_;
+  EXPECT_EQ(cluster_.primaries(), std::vector<int>{primary});
+  ASSERT_TRUE(cluster_.lab().healAll().ok());
+  EXPECT_TRUE(cluster_.waitHealthy(Millis(seconds(30))));
 }
 
 }  // namespace
