@@ -1,7 +1,8 @@
 // Fixed fault scenarios on separate hosts (fault_cluster.h): a primary cut off from etcd and from
 // its replicas stops accepting writes before its lease can have expired, a replica takes over only
-// after that, and once the links heal the former primary follows the new one; a replica cut off
-// from everything, or one etcd member dead or cut off, changes nothing for the writers.
+// after that, and once the links heal the former primary follows the new one; a primary whose
+// agent freezes is stopped by its watchdog in time; a replica cut off from everything, or one etcd
+// member dead or cut off, changes nothing for the writers.
 #include <signal.h>
 
 #include <chrono>
@@ -184,6 +185,44 @@ TEST_F(PartitionTest, OneEtcdMemberDownChangesNothing) {
   EXPECT_EQ(cluster_.primaries(), std::vector<int>{primary});
   ASSERT_TRUE(cluster_.lab().healAll().ok());
   EXPECT_TRUE(cluster_.waitHealthy(Millis(seconds(30))));
+}
+
+TEST_F(PartitionTest, AFrozenPrimaryAgentIsFencedByItsWatchdog) {
+  const int old = cluster_.primaries().at(0);
+  createTable(old);
+  if (HasFatalFailure())
+    return;
+  // The agent freezes (a stalled process); its PostgreSQL does not. Only the watchdog process the
+  // agent armed can stop it before the lease runs out.
+  const auto frozen_at = SteadyClock::now();
+  cluster_.signalAgent(old, SIGSTOP);
+  std::optional<SteadyClock::time_point> refused;
+  long long id = 0;
+  while (SteadyClock::now() - frozen_at < seconds(30)) {
+    if (!insert(old, ++id)) {
+      refused = SteadyClock::now();
+      break;
+    }
+    std::this_thread::sleep_for(milliseconds(100));
+  }
+  ASSERT_TRUE(refused) << "the frozen agent's primary kept taking writes for 30 s";
+  auto after = std::chrono::duration_cast<milliseconds>(*refused - frozen_at).count();
+  EXPECT_LT(after, 5000) << "writes were still accepted " << after << " ms after the freeze";
+  int fresh = -1;
+  auto deadline = SteadyClock::now() + seconds(60);
+  while (fresh < 0 && SteadyClock::now() < deadline) {
+    for (int p : cluster_.primaries())
+      if (p != old)
+        fresh = p;
+    std::this_thread::sleep_for(milliseconds(200));
+  }
+  ASSERT_GE(fresh, 0) << "no replica took over";
+  EXPECT_FALSE(insert(old, ++id)) << "two nodes take writes";
+
+  // Thawed, the agent finds another leader and rejoins as its replica.
+  cluster_.signalAgent(old, SIGCONT);
+  EXPECT_TRUE(cluster_.waitHealthy(Millis(seconds(90))));
+  EXPECT_EQ(cluster_.primaries(), std::vector<int>{fresh});
 }
 
 }  // namespace
