@@ -225,5 +225,35 @@ TEST_F(PartitionTest, AFrozenPrimaryAgentIsFencedByItsWatchdog) {
   EXPECT_EQ(cluster_.primaries(), std::vector<int>{fresh});
 }
 
+TEST_F(PartitionTest, EtcdWithoutAMajorityLeavesNoWriterUntilItReturns) {
+  const int old = cluster_.primaries().at(0);
+  createTable(old);
+  if (HasFatalFailure())
+    return;
+  // etcd3 alone cannot commit anything: no lease can be renewed or taken.
+  const auto lost_at = SteadyClock::now();
+  cluster_.signalEtcd(0, SIGKILL);
+  cluster_.signalEtcd(1, SIGKILL);
+  std::optional<SteadyClock::time_point> refused;
+  long long id = 0;
+  while (SteadyClock::now() - lost_at < seconds(30)) {
+    if (!insert(old, ++id)) {
+      refused = SteadyClock::now();
+      break;
+    }
+    std::this_thread::sleep_for(milliseconds(100));
+  }
+  ASSERT_TRUE(refused) << "the primary kept taking writes without an etcd majority";
+  auto after = std::chrono::duration_cast<milliseconds>(*refused - lost_at).count();
+  EXPECT_LT(after, 5000) << "writes were still accepted " << after << " ms after the majority went";
+  std::this_thread::sleep_for(seconds(5));
+  EXPECT_TRUE(cluster_.primaries().empty()) << "a writer without an etcd majority";
+
+  ASSERT_TRUE(cluster_.startEtcd(0).ok());
+  ASSERT_TRUE(cluster_.startEtcd(1).ok());
+  EXPECT_TRUE(cluster_.waitHealthy(Millis(seconds(90))));
+  EXPECT_EQ(cluster_.primaries().size(), 1u);
+}
+
 }  // namespace
 }  // namespace pgf::faults
