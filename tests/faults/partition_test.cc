@@ -6,6 +6,7 @@
 #include <signal.h>
 
 #include <chrono>
+#include <optional>
 #include <string>
 #include <thread>
 
@@ -62,6 +63,29 @@ class PartitionTest : public ::testing::Test {
     return failed;
   }
 
+  // Writes to `node` every 100 ms from `since` on, for at most 30 s: how long after `since` the
+  // first write was refused (nullopt: none was).
+  std::optional<long long> msUntilRefused(int node, SteadyClock::time_point since, long long& id) {
+    while (SteadyClock::now() - since < seconds(30)) {
+      if (!insert(node, ++id))
+        return std::chrono::duration_cast<milliseconds>(SteadyClock::now() - since).count();
+      std::this_thread::sleep_for(milliseconds(100));
+    }
+    return std::nullopt;
+  }
+
+  // The node other than `old` that answers /primary within 60 s, or -1.
+  int newPrimary(int old) {
+    const auto deadline = SteadyClock::now() + seconds(60);
+    while (SteadyClock::now() < deadline) {
+      for (int p : cluster_.primaries())
+        if (p != old)
+          return p;
+      std::this_thread::sleep_for(milliseconds(200));
+    }
+    return -1;
+  }
+
   void createTable(int node) {
     auto conn = PgConnection::connect(cluster_.nodeParams(node), Millis(2000));
     ASSERT_TRUE(conn.ok()) << conn.error().message;
@@ -96,34 +120,15 @@ TEST_F(PartitionTest, APrimaryCutOffFromEtcdAndItsReplicasStopsBeforeItsLeaseCou
     }
   }
 
-  std::optional<SteadyClock::time_point> refused;
   long long id = 0;
-  while (SteadyClock::now() - cut_at < seconds(30)) {
-    if (!insert(old, ++id)) {
-      refused = SteadyClock::now();
-      break;
-    }
-    std::this_thread::sleep_for(milliseconds(100));
-  }
+  auto refused = msUntilRefused(old, cut_at, id);
   ASSERT_TRUE(refused) << "the cut-off primary kept taking writes for 30 s";
   // Its last renewal was before the cut, so its lease ends by cut_at + ttl at the latest.
-  auto after = std::chrono::duration_cast<milliseconds>(*refused - cut_at).count();
-  EXPECT_LT(after, 5000) << "writes were still accepted " << after << " ms after the cut";
+  EXPECT_LT(*refused, 5000) << "writes were still accepted " << *refused << " ms after the cut";
 
   // A replica takes over, and never while the old primary still took writes.
-  int fresh = -1;
-  ASSERT_TRUE([&] {
-    auto deadline = SteadyClock::now() + seconds(60);
-    while (SteadyClock::now() < deadline) {
-      for (int p : cluster_.primaries())
-        if (p != old)
-          fresh = p;
-      if (fresh >= 0)
-        return true;
-      std::this_thread::sleep_for(milliseconds(200));
-    }
-    return false;
-  }()) << "no replica took over";
+  const int fresh = newPrimary(old);
+  ASSERT_GE(fresh, 0) << "no replica took over";
   EXPECT_FALSE(insert(old, ++id)) << "two nodes take writes";
   bool taken = false;
   for (int attempt = 0; attempt < 25 && !taken; ++attempt) {
@@ -196,26 +201,11 @@ TEST_F(PartitionTest, AFrozenPrimaryAgentIsFencedByItsWatchdog) {
   // agent armed can stop it before the lease runs out.
   const auto frozen_at = SteadyClock::now();
   cluster_.signalAgent(old, SIGSTOP);
-  std::optional<SteadyClock::time_point> refused;
   long long id = 0;
-  while (SteadyClock::now() - frozen_at < seconds(30)) {
-    if (!insert(old, ++id)) {
-      refused = SteadyClock::now();
-      break;
-    }
-    std::this_thread::sleep_for(milliseconds(100));
-  }
+  auto refused = msUntilRefused(old, frozen_at, id);
   ASSERT_TRUE(refused) << "the frozen agent's primary kept taking writes for 30 s";
-  auto after = std::chrono::duration_cast<milliseconds>(*refused - frozen_at).count();
-  EXPECT_LT(after, 5000) << "writes were still accepted " << after << " ms after the freeze";
-  int fresh = -1;
-  auto deadline = SteadyClock::now() + seconds(60);
-  while (fresh < 0 && SteadyClock::now() < deadline) {
-    for (int p : cluster_.primaries())
-      if (p != old)
-        fresh = p;
-    std::this_thread::sleep_for(milliseconds(200));
-  }
+  EXPECT_LT(*refused, 5000) << "writes were still accepted " << *refused << " ms after the freeze";
+  const int fresh = newPrimary(old);
   ASSERT_GE(fresh, 0) << "no replica took over";
   EXPECT_FALSE(insert(old, ++id)) << "two nodes take writes";
 
@@ -234,18 +224,11 @@ TEST_F(PartitionTest, EtcdWithoutAMajorityLeavesNoWriterUntilItReturns) {
   const auto lost_at = SteadyClock::now();
   cluster_.signalEtcd(0, SIGKILL);
   cluster_.signalEtcd(1, SIGKILL);
-  std::optional<SteadyClock::time_point> refused;
   long long id = 0;
-  while (SteadyClock::now() - lost_at < seconds(30)) {
-    if (!insert(old, ++id)) {
-      refused = SteadyClock::now();
-      break;
-    }
-    std::this_thread::sleep_for(milliseconds(100));
-  }
+  auto refused = msUntilRefused(old, lost_at, id);
   ASSERT_TRUE(refused) << "the primary kept taking writes without an etcd majority";
-  auto after = std::chrono::duration_cast<milliseconds>(*refused - lost_at).count();
-  EXPECT_LT(after, 5000) << "writes were still accepted " << after << " ms after the majority went";
+  EXPECT_LT(*refused, 5000) << "writes were still accepted " << *refused
+                            << " ms after the majority went";
   std::this_thread::sleep_for(seconds(5));
   EXPECT_TRUE(cluster_.primaries().empty()) << "a writer without an etcd majority";
 
