@@ -4,6 +4,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <thread>
 
 #include <fmt/format.h>
 #include <libpq-fe.h>
@@ -173,10 +174,14 @@ Result<PgResult> PgConnection::query(std::string_view sql, const std::vector<PgV
     auto waited = waitReadable(deadline);
     if (!waited.ok()) {
       // Stop the statement on the server too, then drop the connection: its state is unknown.
+      // PQcancel blocks until the postmaster answers, and a frozen server never does: it is sent
+      // from a thread of its own so that the caller's deadline holds.
       if (PGcancel* cancel = PQgetCancel(conn_)) {
-        char buf[256];
-        PQcancel(cancel, buf, sizeof buf);
-        PQfreeCancel(cancel);
+        std::thread([cancel] {
+          char buf[256];
+          PQcancel(cancel, buf, sizeof buf);
+          PQfreeCancel(cancel);
+        }).detach();
       }
       close();
       return waited.error();

@@ -375,6 +375,31 @@ TEST_F(PgControllerTest, StandbyKeepsTheTimelineItStreamedWhenItsUpstreamStops) 
   EXPECT_EQ(st.timeline, 2);  // the shutdown restartpoint is on timeline 2
 }
 
+// A statement past its timeout is cancelled, and the cancel request goes to the postmaster. A
+// frozen postmaster (a stalled host) accepts the connection and never answers: the caller still
+// gets its answer at its deadline, not when the server wakes up.
+TEST_F(PgControllerTest, AStatementPastItsTimeoutReturnsWhileThePostmasterIsFrozen) {
+  Node a = makeNode("node-a");
+  ASSERT_TRUE(a.ctl->bootstrap().ok());
+  auto conn = PgConnection::connect(params(a), Millis(5000));
+  ASSERT_TRUE(conn.ok()) << conn.error().message;
+  auto pm = readPostmasterPid(a.ctl->dataDir());
+  ASSERT_TRUE(pm);
+  ASSERT_TRUE(signalProcess(pm->pid, SIGSTOP));
+  // The server wakes up after 5 s whatever happens (so that a blocked cancel shows as a failure
+  // rather than a hang).
+  std::thread thaw([pid = pm->pid] {
+    std::this_thread::sleep_for(Millis(5000));
+    signalProcess(pid, SIGCONT);
+  });
+  const auto sent = std::chrono::steady_clock::now();
+  auto r = conn->query("SELECT pg_sleep(10)", {}, Millis(300));
+  const auto took = std::chrono::steady_clock::now() - sent;
+  thaw.join();
+  EXPECT_FALSE(r.ok());
+  EXPECT_LT(std::chrono::duration_cast<Millis>(took).count(), 2000);
+}
+
 TEST_F(PgControllerTest, StartStopAndRemoveDataDirectory) {
   Node n = makeNode("solo");
   ASSERT_TRUE(n.ctl->bootstrap().ok());
