@@ -1,9 +1,13 @@
 #include "faults/fault_cluster.h"
 
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <random>
@@ -12,6 +16,7 @@
 
 #include <fmt/format.h>
 #include <httplib.h>
+#include <nlohmann/json.hpp>
 
 #include "common/process.h"
 #include "support/local_cluster.h"
@@ -99,7 +104,7 @@ std::string FaultCluster::nodeConfig(int i) const {
 namespace: /service
 name: {name}
 log:
-  level: info
+  level: INFO
 restapi:
   listen: {addr}:{api}
   connect_address: {addr}:{api}
@@ -187,6 +192,13 @@ Status FaultCluster::start() {
   for (int i = 0; i < options_.nodes; ++i) {
     const std::string home = fmt::format("{}/{}", dir_, node(i));
     fs::create_directories(home);
+    if (options_.node_disk_mb > 0) {
+      const std::string size = fmt::format("size={}m,mode=0755", options_.node_disk_mb);
+      if (::mount("tmpfs", home.c_str(), "tmpfs", 0, size.c_str()) != 0)
+        return makeError(ErrorCode::kIo,
+                         "cannot mount a file system on " + home + ": " + std::strerror(errno));
+      mounts_.push_back(home);
+    }
     if (chown(home.c_str(), uid_, gid_) != 0)
       return makeError(ErrorCode::kIo, "cannot give " + home + " to the postgres user");
     std::ofstream(fmt::format("{}/{}.yml", dir_, node(i))) << nodeConfig(i);
@@ -236,8 +248,8 @@ Status FaultCluster::startAgent(int i) {
   if (agent_pids_[i] > 0)
     return okStatus();
   CommandSpec spec;
-  spec.argv = lab_->inHost(node(i), {PGFLEET_AGENT_BIN, fmt::format("{}/{}.yml", dir_, node(i))},
-                           "postgres");
+  spec.argv = lab_->inHost(
+      node(i), {options_.agent_binary, fmt::format("{}/{}.yml", dir_, node(i))}, "postgres");
   spec.cwd = dir_;
   spec.env = {{"HOME", dir_}};
   spec.output_file = fmt::format("{}/{}.agent.log", dir_, node(i));
@@ -260,8 +272,22 @@ void FaultCluster::signalAgent(int i, int sig) {
   signalProcess(pid, sig);
 }
 
+std::string FaultCluster::dataDir(int i) const {
+  return fmt::format("{}/{}/data", dir_, node(i));
+}
+
+int FaultCluster::timeline(int i) const {
+  std::string body;
+  if (restGet(i, "/patroni", &body) != 200)
+    return 0;
+  auto doc = nlohmann::json::parse(body, nullptr, false);
+  if (doc.is_discarded() || !doc.contains("timeline") || !doc["timeline"].is_number_integer())
+    return 0;
+  return doc["timeline"].get<int>();
+}
+
 pid_t FaultCluster::postmasterPid(int i) const {
-  std::ifstream in(fmt::format("{}/{}/data/postmaster.pid", dir_, node(i)));
+  std::ifstream in(dataDir(i) + "/postmaster.pid");
   long pid = 0;
   in >> pid;
   return in ? static_cast<pid_t>(pid) : 0;
@@ -343,6 +369,28 @@ void FaultCluster::stopAll() {
     etcd_pids_[k] = 0;
   }
   lab_.reset();
+  for (const auto& m : mounts_)
+    ::umount2(m.c_str(), MNT_DETACH);
+  mounts_.clear();
+}
+
+Status FaultCluster::fillDisk(int i) {
+  const std::string path = fmt::format("{}/{}/filler", dir_, node(i));
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0)
+    return makeError(ErrorCode::kIo, "cannot create " + path + ": " + std::strerror(errno));
+  static const std::string chunk(1 << 20, '\0');
+  while (::write(fd, chunk.data(), chunk.size()) > 0) {
+  }
+  // The last partial chunk: byte by byte would be slow; 4 KiB pages are what tmpfs allocates.
+  while (::write(fd, chunk.data(), 4096) > 0) {
+  }
+  ::close(fd);
+  return okStatus();
+}
+
+void FaultCluster::freeDisk(int i) {
+  ::unlink(fmt::format("{}/{}/filler", dir_, node(i)).c_str());
 }
 
 }  // namespace pgf::faults

@@ -28,6 +28,11 @@ struct FaultClusterOptions {
   int loop_wait = 1;
   int retry_timeout = 2;
   bool synchronous_mode = false;
+  // When > 0, every node's directory is a file system of its own of this size (tmpfs), so that a
+  // fault can fill it up.
+  int node_disk_mb = 0;
+  // The agent on every node: pgfleet-agent, or Patroni (which reads the same YAML) to compare.
+  std::string agent_binary = PGFLEET_AGENT_BIN;
 };
 
 class FaultCluster {
@@ -61,7 +66,14 @@ class FaultCluster {
   Status startEtcd(int k);
   void signalEtcd(int k, int sig);
 
+  // Fills node i's file system (node_disk_mb) up to the last byte, and frees it again.
+  Status fillDisk(int i);
+  void freeDisk(int i);
+
   const std::string& dir() const { return dir_; }
+  std::string dataDir(int i) const;
+  // The timeline node i's REST API reports (0 when it does not answer or reports none).
+  int timeline(int i) const;
   std::string logTails(int lines = 40) const;
 
  private:
@@ -74,6 +86,7 @@ class FaultCluster {
   std::unique_ptr<NetLab> lab_;
   std::vector<pid_t> agent_pids_;
   std::vector<pid_t> etcd_pids_;
+  std::vector<std::string> mounts_;
   uid_t uid_ = 0;
   gid_t gid_ = 0;
   std::string superuser_password_;
