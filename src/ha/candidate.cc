@@ -21,6 +21,34 @@ int64_t lastKnownLeaderPosition(const ClusterView& cluster) {
   return best;
 }
 
+int newestKnownTimeline(const ClusterView& cluster, const std::vector<PeerStatus>& peers) {
+  int newest = 0;
+  // History entries are [timeline, lsn, ...]: the timeline that ended; the next one followed.
+  if (cluster.history.is_array() && !cluster.history.empty()) {
+    const auto& last = cluster.history.back();
+    if (last.is_array() && !last.empty() && last[0].is_number_integer())
+      newest = last[0].get<int>() + 1;
+  }
+  for (const auto& m : cluster.members)
+    newest = std::max(newest, m.timeline);
+  for (const auto& p : peers)
+    if (p.reachable)
+      newest = std::max(newest, p.timeline);
+  return newest;
+}
+
+namespace {
+
+// Whether `a`'s WAL goes further than `b`'s along the cluster's history. A position on an older
+// timeline is never ahead of one on a newer timeline. Unknown timelines (0) compare by position.
+bool walAhead(int a_timeline, int64_t a_position, int b_timeline, int64_t b_position) {
+  if (a_timeline > 0 && b_timeline > 0 && a_timeline != b_timeline)
+    return a_timeline > b_timeline;
+  return a_position > b_position;
+}
+
+}  // namespace
+
 bool betterCandidate(const PeerStatus& a, const PeerStatus& b) {
   if (a.reachable != b.reachable)
     return a.reachable;
@@ -28,6 +56,8 @@ bool betterCandidate(const PeerStatus& a, const PeerStatus& b) {
   bool b_primary = b.running && !b.in_recovery;
   if (a_primary != b_primary)
     return a_primary;
+  if (a.timeline > 0 && b.timeline > 0 && a.timeline != b.timeline)
+    return a.timeline > b.timeline;
   if (a.wal_position != b.wal_position)
     return a.wal_position > b.wal_position;
   return a.name < b.name;
@@ -49,9 +79,23 @@ std::optional<std::string> candidateLimitation(const PeerStatus& peer, int64_t l
   return std::nullopt;
 }
 
-Candidacy checkCandidacy(const std::string& self, int64_t our_position, const HaSettings& settings,
-                         const ClusterView& cluster, const std::vector<PeerStatus>& peers) {
+Candidacy checkCandidacy(const std::string& self, int64_t our_position, int our_timeline,
+                         const HaSettings& settings, const ClusterView& cluster,
+                         const std::vector<PeerStatus>& peers) {
   Candidacy c;
+  // A standby still on an older timeline holds WAL the cluster already left behind (a former
+  // primary that could not be rewound, a replica that never saw the last promotion): whatever
+  // the newer timeline acknowledged would be lost if it took over.
+  std::vector<PeerStatus> others;
+  for (const auto& p : peers)
+    if (p.name != self)
+      others.push_back(p);
+  const int newest = newestKnownTimeline(cluster, others);
+  if (our_timeline > 0 && newest > our_timeline) {
+    c.reason = fmt::format("not promoting: our timeline {} is behind the cluster's timeline {}",
+                           our_timeline, newest);
+    return c;
+  }
   int64_t leader_position = lastKnownLeaderPosition(cluster);
   if (leader_position > 0 && leader_position - our_position > settings.maximum_lag_on_failover) {
     c.reason = fmt::format(
@@ -76,9 +120,12 @@ Candidacy checkCandidacy(const std::string& self, int64_t our_position, const Ha
     }
   }
   for (const auto& p : reachable) {
-    if (!p.nofailover && p.wal_position > our_position) {
-      c.reason = fmt::format("not promoting: {} is ahead ({} > our {})", p.name,
-                             formatLsn(p.wal_position), formatLsn(our_position));
+    if (!p.nofailover && walAhead(p.timeline, p.wal_position, our_timeline, our_position)) {
+      c.reason = p.timeline > 0 && our_timeline > 0 && p.timeline != our_timeline
+                     ? fmt::format("not promoting: {} is ahead (timeline {} > our {})", p.name,
+                                   p.timeline, our_timeline)
+                     : fmt::format("not promoting: {} is ahead ({} > our {})", p.name,
+                                   formatLsn(p.wal_position), formatLsn(our_position));
       return c;
     }
   }

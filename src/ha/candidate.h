@@ -1,7 +1,9 @@
 // Failover candidacy: may this standby take the free leader lease? A pure check over what the
-// snapshot and the peers' REST APIs said during this loop (DESIGN.md invariant 3): our WAL position
-// must be within maximum_lag_on_failover of the last known leader position, no reachable peer may
-// still run as a primary, and no reachable peer that may fail over may be further ahead.
+// snapshot and the peers' REST APIs said during this loop (DESIGN.md invariant 3): our timeline
+// must be the newest the cluster is known to have reached, our WAL position within
+// maximum_lag_on_failover of the last known leader position, no reachable peer may still run as
+// a primary, and no reachable peer that may fail over may be further ahead. "Ahead" compares the
+// timeline first: WAL on an older timeline is a branch the cluster left, however far it goes.
 //
 // An unreachable peer is left out of every comparison: we cannot know its position, and waiting for
 // it would block failover whenever the old primary's host is the one that died. Equal positions do
@@ -22,8 +24,13 @@ namespace pgf {
 // back to the highest xlog_location of a member whose role is primary. 0 when unknown.
 int64_t lastKnownLeaderPosition(const ClusterView& cluster);
 
+// The newest timeline the cluster is known to have reached: after the last one the history key
+// records, and the highest any member key or reachable peer reports. 0 when nothing says.
+int newestKnownTimeline(const ClusterView& cluster, const std::vector<PeerStatus>& peers);
+
 // Orders failover candidates best first: reachable before unreachable, still-primary before
-// standby (it has everything), higher WAL position first, then name for a stable tie-break.
+// standby (it has everything), newer timeline, then higher WAL position first, then name for a
+// stable tie-break.
 bool betterCandidate(const PeerStatus& a, const PeerStatus& b);
 
 struct Candidacy {
@@ -38,9 +45,10 @@ struct Candidacy {
 std::optional<std::string> candidateLimitation(const PeerStatus& peer, int64_t leader_position,
                                                const HaSettings& settings);
 
-// `self` and `our_position` describe this standby; `peers` may include an entry for ourselves,
-// which is ignored.
-Candidacy checkCandidacy(const std::string& self, int64_t our_position, const HaSettings& settings,
-                         const ClusterView& cluster, const std::vector<PeerStatus>& peers);
+// `self`, `our_position` and `our_timeline` (0: unknown) describe this standby; `peers` may
+// include an entry for ourselves, which is ignored.
+Candidacy checkCandidacy(const std::string& self, int64_t our_position, int our_timeline,
+                         const HaSettings& settings, const ClusterView& cluster,
+                         const std::vector<PeerStatus>& peers);
 
 }  // namespace pgf

@@ -395,7 +395,8 @@ Decision noLeader(const HaInput& in) {
     // the lag bound and a peer still running as primary still do.
     for (auto& p : peers)
       p.nofailover = true;
-    Candidacy c = checkCandidacy(in.self, pg.wal_position, in.settings, *in.cluster, peers);
+    Candidacy c =
+        checkCandidacy(in.self, pg.wal_position, pg.timeline, in.settings, *in.cluster, peers);
     Decision d = make(c.eligible ? Action::kAcquireAndPromote : Action::kNone,
                       c.eligible ? std::string("taking over the lease as the requested "
                                                "switchover candidate")
@@ -425,7 +426,8 @@ Decision noLeader(const HaInput& in) {
           p.nofailover = true;  // the former leader stepped down: not a candidate to wait for
     }
   }
-  Candidacy c = checkCandidacy(in.self, pg.wal_position, in.settings, *in.cluster, peers);
+  Candidacy c =
+      checkCandidacy(in.self, pg.wal_position, pg.timeline, in.settings, *in.cluster, peers);
   Decision d = make(c.eligible ? Action::kAcquireAndPromote : Action::kNone, std::move(c.reason));
   d.clear_failover = c.eligible && in.cluster->failover.has_value();
   return d;

@@ -499,6 +499,59 @@ TEST(HaDecide, NoLeaderCandidateChoice) {
   });
 }
 
+// Invariant 3 across timelines: WAL on a timeline the cluster left is a branch nobody follows,
+// however far it goes. A former primary that could not be rewound (its new leader died before it
+// could) must not take over from a replica on the newer timeline: the newer timeline's
+// acknowledged writes would be lost. Found by the fault suite (a killed primary agent, then its
+// successor cut off with an etcd minority).
+TEST(HaDecide, AStandbyOnAnOlderTimelineNeverTakesOverFromANewerOne) {
+  auto onTimeline = [](LocalPostgres pg, int timeline) {
+    pg.timeline = timeline;
+    return pg;
+  };
+  auto peerOn = [](const std::string& name, int64_t lsn, int timeline) {
+    PeerStatus p = peer(name, lsn);
+    p.timeline = timeline;
+    return p;
+  };
+  ClusterView history = clusterWithoutLeader();
+  history.history =
+      nlohmann::json::array({nlohmann::json::array({1, kPos, "promoted", "", "node3"})});
+  ClusterView member_on_2 = clusterWithoutLeader();
+  member_on_2.members[2].timeline = 2;  // node3's key
+  expectCases({
+      {"behind the history key's timeline", In(history, standbyPg(kPos + 5 * 1048576)).in,
+       Action::kNone, "", "our timeline 1 is behind the cluster's timeline 2"},
+      {"behind a member key's timeline", In(member_on_2, standbyPg(kPos + 5 * 1048576)).in,
+       Action::kNone, "", "behind the cluster's timeline 2"},
+      {"behind a reachable peer's timeline, further along in bytes",
+       In(clusterWithoutLeader(), standbyPg(kPos + 5 * 1048576))
+           .peers({peerOn("node1", kPos, 2)})
+           .in,
+       Action::kNone, "", "behind the cluster's timeline 2"},
+      {"a peer further along on an older timeline is not ahead",
+       In(history, onTimeline(standbyPg(kPos), 2))
+           .peers({peerOn("node1", kPos + 5 * 1048576, 1)})
+           .in,
+       Action::kAcquireAndPromote, "", "among 2 reachable members"},
+      {"a peer on a newer timeline is ahead",
+       In(history, onTimeline(standbyPg(kPos), 2)).peers({peerOn("node1", kPos - 100, 3)}).in,
+       Action::kNone, "", "our timeline 2 is behind the cluster's timeline 3"},
+      {"on the newest timeline, the position decides",
+       In(history, onTimeline(standbyPg(kPos), 2)).peers({peerOn("node1", kPos + 8, 2)}).in,
+       Action::kNone, "", "node1 is ahead (0/5000068 > our 0/5000060)"},
+  });
+}
+
+TEST(HaCandidate, NewerTimelinesOrderFirst) {
+  PeerStatus old_far = peer("a", kPos + 1000);
+  old_far.timeline = 1;
+  PeerStatus new_near = peer("b", kPos);
+  new_near.timeline = 2;
+  EXPECT_TRUE(betterCandidate(new_near, old_far));
+  EXPECT_FALSE(betterCandidate(old_far, new_near));
+}
+
 TEST(HaDecide, PromotionReasonNamesPositionAndCount) {
   auto d = decide(In(clusterWithoutLeader(), standbyPg())
                       .peers({peer("node1", kPos - 0x60), peer("node3", 0, false)})
