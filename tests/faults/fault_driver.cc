@@ -185,7 +185,7 @@ void FaultDriver::undo(Applied& a) {
   log_(fmt::format("undone {} {}", kindName(a.step.kind), node));
 }
 
-void FaultDriver::run(const Schedule& schedule) {
+void FaultDriver::run(const Schedule& schedule, const std::atomic<bool>* interrupted) {
   struct Event {
     int at_ms;
     bool start;
@@ -201,7 +201,13 @@ void FaultDriver::run(const Schedule& schedule) {
   std::vector<Applied> applied(schedule.steps.size());
   const auto begin = SteadyClock::now();
   for (const auto& e : events) {
-    std::this_thread::sleep_until(begin + std::chrono::milliseconds(e.at_ms));
+    const auto at = begin + std::chrono::milliseconds(e.at_ms);
+    while (SteadyClock::now() < at) {
+      if (interrupted != nullptr && *interrupted)
+        return;
+      std::this_thread::sleep_until(
+          std::min(at, SteadyClock::now() + std::chrono::milliseconds(100)));
+    }
     if (e.start)
       applied[e.step] = apply(schedule.steps[e.step]);
     else

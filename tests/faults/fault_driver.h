@@ -5,6 +5,7 @@
 
 #include <sys/types.h>
 
+#include <atomic>
 #include <functional>
 #include <random>
 #include <string>
@@ -19,8 +20,9 @@ class FaultDriver {
  public:
   FaultDriver(FaultCluster& cluster, uint64_t seed, std::function<void(const std::string&)> log);
 
-  // Runs the schedule from now on, returning when its last step has been undone.
-  void run(const Schedule& schedule);
+  // Runs the schedule from now on, returning when its last step has been undone, or as soon as
+  // `interrupted` (when given) turns true — then undoAll() puts everything back.
+  void run(const Schedule& schedule, const std::atomic<bool>* interrupted = nullptr);
   void undoAll();
 
   // The processes of a process tree: `root` and every descendant (from /proc).

@@ -1,5 +1,7 @@
 #include "faults/netlab.h"
 
+#include <signal.h>
+
 #include <algorithm>
 #include <cctype>
 #include <sstream>
@@ -152,12 +154,32 @@ Status NetLab::setUp() {
   return okStatus();
 }
 
+std::vector<pid_t> NetLab::processesIn(const std::string& netns_name) {
+  std::vector<pid_t> out;
+  if (auto list = ip({"netns", "pids", netns_name}); list.ok())
+    for (const auto& line : lines(*list))
+      if (!line.empty() && std::all_of(line.begin(), line.end(), ::isdigit))
+        out.push_back(static_cast<pid_t>(std::stol(line)));
+  return out;
+}
+
+std::vector<pid_t> NetLab::processes(const std::string& host) const {
+  return indexOf(host) >= 0 ? processesIn(netns(host)) : std::vector<pid_t>{};
+}
+
 void NetLab::removeLeftovers(const std::string& prefix, int net) {
   if (auto list = ip({"netns", "list"}); list.ok()) {
     for (const auto& line : lines(*list)) {
       std::string name = line.substr(0, line.find(' '));
-      if (name.rfind(prefix + "-", 0) == 0)
-        (void)ip({"netns", "del", name});
+      if (name.rfind(prefix + "-", 0) != 0)
+        continue;
+      // A process still running in it (left by a run that was killed) would keep the namespace
+      // alive after its name is gone: it goes first, by its PID.
+      for (pid_t pid : processesIn(name)) {
+        ::kill(pid, SIGCONT);
+        ::kill(pid, SIGKILL);
+      }
+      (void)ip({"netns", "del", name});
     }
   }
   // A namespace that a leftover process still holds keeps its veth end: remove the bridge's ends.

@@ -9,10 +9,14 @@
 // neither). A whole host is isolated by taking its link down.
 //
 // Everything the lab creates carries its prefix: create() first removes what an earlier run with
-// the same prefix left behind (a run killed half-way), and the destructor removes it all. It does
-// not stop processes: whoever started them in a namespace stops them, by PID, before the lab goes.
+// the same prefix left behind (a run killed half-way), and the destructor removes it all.
+// Whoever starts processes in a namespace stops them, by PID, before the lab goes; whatever still
+// runs in one of its namespaces then (a process's own children, a killed run's leftovers) is
+// killed by its PID as the namespace is removed.
 // Needs root (CAP_NET_ADMIN and CAP_SYS_ADMIN) and iproute2's `ip`.
 #pragma once
+
+#include <sys/types.h>
 
 #include <memory>
 #include <set>
@@ -60,9 +64,12 @@ class NetLab {
   // Restores every cut and isolated host.
   Status healAll();
   bool isCut(const std::string& from, const std::string& to) const;
+  // The PIDs of the processes running in the host's namespace.
+  std::vector<pid_t> processes(const std::string& host) const;
 
  private:
   NetLab(std::string prefix, int net, std::vector<std::string> hosts);
+  static std::vector<pid_t> processesIn(const std::string& netns_name);
   Status setUp();
   int indexOf(const std::string& host) const;  // -1 for kMachine, -2 when unknown
   std::string bridge() const;

@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <fstream>
@@ -39,6 +40,13 @@ using std::chrono::milliseconds;
 using std::chrono::seconds;
 using SteadyClock = std::chrono::steady_clock;
 using testing::waitUntil;
+
+// Set by SIGINT and SIGTERM: the run stops after putting back what the current schedule broke,
+// and everything it started is stopped and removed as on a normal exit.
+std::atomic<bool> g_interrupted{false};
+extern "C" void onInterrupt(int) {
+  g_interrupted = true;
+}
 
 constexpr int64_t kMaxLagOnFailover = 1048576;  // fault_cluster.cc's maximum_lag_on_failover
 constexpr Millis kConvergeTimeout(90000);
@@ -139,6 +147,10 @@ class Runner {
     int failed = 0;
     const auto begin = SteadyClock::now();
     for (size_t n = 0; n < schedules.size(); ++n) {
+      if (g_interrupted) {
+        std::cout << "interrupted: stopping\n";
+        return 3;
+      }
       if (!cluster_ && !startCluster())
         return 2;
       const Schedule& s = schedules[n];
@@ -148,6 +160,10 @@ class Runner {
                                options_.synchronous ? "synchronous" : "asynchronous", describe(s))
                 << std::flush;
       Outcome o = runOne(s);
+      if (g_interrupted) {
+        std::cout << "interrupted: the schedule was cut short and is not counted\n";
+        return 3;
+      }
       const bool ok = o.violations.empty();
       failed += ok ? 0 : 1;
       std::cout << fmt::format(
@@ -253,8 +269,10 @@ class Runner {
     FaultDriver driver(cluster, s.seed ^ 0x5eedULL, [](const std::string& line) {
       std::cout << fmt::format("[{}]   {}\n", stamp(), line) << std::flush;
     });
-    driver.run(s);
+    driver.run(s, &g_interrupted);
     driver.undoAll();
+    if (g_interrupted)
+      return o;
     const int64_t healed_at = workload.nowMs();
     const bool converged = converge(cluster, kConvergeTimeout, &why);
     o.recovery_ms = workload.nowMs() - healed_at;
@@ -525,6 +543,10 @@ int main(int argc, char** argv) {
   if (o.schedules > 0)
     std::cout << "random schedules from seed " << o.seed << "\n";
   signal(SIGPIPE, SIG_IGN);
+  struct sigaction sa {};
+  sa.sa_handler = onInterrupt;
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
   // The workload's sessions see servers shut down under them; their warnings are expected.
   setenv("PGOPTIONS", "-c client_min_messages=error", 1);
   return Runner(o).run(schedules);
