@@ -177,8 +177,11 @@ class Runner {
           s.freezesANode() ? fmt::format(", overlap {} ms with {} writes let through", o.overlap_ms,
                                          o.writes_let_through)
                            : "");
-      for (const auto& v : o.violations)
-        std::cout << "    violation: " << v << "\n";
+      // Every violation is in the results file; the first ten say enough on the terminal.
+      for (size_t v = 0; v < o.violations.size() && v < 10; ++v)
+        std::cout << "    violation: " << o.violations[v] << "\n";
+      if (o.violations.size() > 10)
+        std::cout << fmt::format("    ... and {} more violations\n", o.violations.size() - 10);
       for (const auto& note : o.notes)
         std::cout << "    " << note << "\n";
       if (!ok) {
@@ -429,14 +432,14 @@ int summarize(const std::string& path) {
   };
   std::map<std::tuple<std::string, std::string, bool>, Row> rows;
   std::string line;
-  Row total;
+  std::map<std::string, Row> totals;  // by agent
   while (std::getline(in, line)) {
     auto j = nlohmann::json::parse(line, nullptr, false);
     if (j.is_discarded())
       continue;
     const std::string agent = j.value("agent", std::string("pgfleet"));
-    for (Row* r :
-         {&rows[{j["name"].get<std::string>(), agent, j["synchronous"].get<bool>()}], &total}) {
+    for (Row* r : {&rows[{j["name"].get<std::string>(), agent, j["synchronous"].get<bool>()}],
+                   &totals[agent]}) {
       r->runs += 1;
       r->violations += j["violations"].empty() ? 0 : 1;
       r->failovers += j["failovers"].get<int>();
@@ -461,7 +464,8 @@ int summarize(const std::string& path) {
   };
   for (const auto& [key, r] : rows)
     print(std::get<0>(key), std::get<1>(key), std::get<2>(key) ? "sync" : "async", r);
-  print("**all**", "", "", total);
+  for (const auto& [agent, total] : totals)
+    print("**all**", agent, "", total);
   return 0;
 }
 
