@@ -56,10 +56,10 @@ bool betterCandidate(const PeerStatus& a, const PeerStatus& b) {
   bool b_primary = b.running && !b.in_recovery;
   if (a_primary != b_primary)
     return a_primary;
-  if (a.timeline > 0 && b.timeline > 0 && a.timeline != b.timeline)
-    return a.timeline > b.timeline;
-  if (a.wal_position != b.wal_position)
-    return a.wal_position > b.wal_position;
+  if (walAhead(a.timeline, a.wal_position, b.timeline, b.wal_position))
+    return true;
+  if (walAhead(b.timeline, b.wal_position, a.timeline, a.wal_position))
+    return false;
   return a.name < b.name;
 }
 

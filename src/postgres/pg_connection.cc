@@ -2,6 +2,7 @@
 
 #include <poll.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <thread>
@@ -11,6 +12,9 @@
 
 namespace pgf {
 namespace {
+
+// Cancel requests still waiting for their server (see query()).
+constexpr int kMaxCancelsInFlight = 8;
 
 std::string trimmed(const char* text) {
   std::string s = text ? text : "";
@@ -175,12 +179,19 @@ Result<PgResult> PgConnection::query(std::string_view sql, const std::vector<PgV
     if (!waited.ok()) {
       // Stop the statement on the server too, then drop the connection: its state is unknown.
       // PQcancel blocks until the postmaster answers, and a frozen server never does: it is sent
-      // from a thread of its own so that the caller's deadline holds.
-      if (PGcancel* cancel = PQgetCancel(conn_)) {
+      // from a thread of its own so that the caller's deadline holds. While a few such requests
+      // still wait, no more are sent (the closed connection ends the statement soon enough), so
+      // a server frozen for hours does not pile up threads.
+      static std::atomic<int> cancels_in_flight{0};
+      PGcancel* cancel =
+          cancels_in_flight.load() < kMaxCancelsInFlight ? PQgetCancel(conn_) : nullptr;
+      if (cancel != nullptr) {
+        ++cancels_in_flight;
         std::thread([cancel] {
           char buf[256];
           PQcancel(cancel, buf, sizeof buf);
           PQfreeCancel(cancel);
+          --cancels_in_flight;
         }).detach();
       }
       close();

@@ -124,9 +124,10 @@ FaultDriver::Applied FaultDriver::apply(const FaultStep& step) {
         cut(a, node, cluster_.etcdHost(k), true);
       break;
     case FaultKind::kCutFromPeers:
+    case FaultKind::kOneWayToPeers:
       for (int j = 0; j < cluster_.nodes(); ++j)
         if (j != a.node)
-          cut(a, node, cluster_.node(j), true);
+          cut(a, node, cluster_.node(j), step.kind == FaultKind::kCutFromPeers);
       break;
     case FaultKind::kIsolate:
       if (auto st = cluster_.lab().isolate(node); !st.ok())
@@ -135,11 +136,6 @@ FaultDriver::Applied FaultDriver::apply(const FaultStep& step) {
     case FaultKind::kOneWayFromEtcd:
       for (int k = 0; k < etcd_members; ++k)
         cut(a, cluster_.etcdHost(k), node, false);
-      break;
-    case FaultKind::kOneWayToPeers:
-      for (int j = 0; j < cluster_.nodes(); ++j)
-        if (j != a.node)
-          cut(a, node, cluster_.node(j), false);
       break;
     case FaultKind::kEtcdMemberDown:
       cluster_.signalEtcd(step.member, SIGKILL);

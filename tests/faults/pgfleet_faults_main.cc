@@ -255,7 +255,13 @@ class Runner {
       healthy_ = false;
       return o;
     }
-    const int primary = cluster.primaries().at(0);
+    const auto primaries = cluster.primaries();
+    if (primaries.size() != 1) {
+      o.violations.push_back("before the schedule: the primary changed after convergence");
+      healthy_ = false;
+      return o;
+    }
+    const int primary = primaries[0];
     std::vector<ino_t> data_dirs;
     for (int i = 0; i < cluster.nodes(); ++i)
       data_dirs.push_back(inode(cluster.dataDir(i)));
@@ -342,7 +348,13 @@ class Runner {
 
     if (!converged)
       return o;
-    const int final_primary = cluster.primaries().at(0);
+    const auto final_primaries = cluster.primaries();
+    if (final_primaries.size() != 1) {
+      o.violations.push_back("the primary changed right after convergence");
+      healthy_ = false;
+      return o;
+    }
+    const int final_primary = final_primaries[0];
     // Invariant 4: every replica holds exactly the primary's rows once it has replayed its WAL.
     auto target = queryOne(cluster, final_primary, "SELECT pg_current_wal_lsn()::text");
     const std::string digest_sql =
