@@ -49,6 +49,35 @@ class ClusterOpsTest : public ClusterTest {
     return waitUntil([&] { return cluster_->primaryIndex() == i; }, timeout);
   }
 
+  // Whether every replica's REST API reports the primary's current WAL position as received:
+  // a switchover compares what the candidates report, and a clone that just finished reports
+  // the start of the segment it streams from until its next loop.
+  bool replicasReportThePrimaryPosition() {
+    auto p = cluster_->primaryIndex();
+    if (!p)
+      return false;
+    auto conn = PgConnection::connect(cluster_->nodeParams(*p), Millis(2000));
+    if (!conn.ok())
+      return false;
+    auto r = conn->query("SELECT (pg_current_wal_lsn() - '0/0')::bigint");
+    if (!r.ok() || r->rows.empty() || !r->rows[0][0])
+      return false;
+    const int64_t leader = std::stoll(*r->rows[0][0]);
+    for (int i = 0; i < cluster_->nodes(); ++i) {
+      if (i == *p)
+        continue;
+      std::string body;
+      if (cluster_->restGet(i, "/patroni", &body) != 200)
+        return false;
+      auto doc = nlohmann::json::parse(body, nullptr, false);
+      if (!doc.is_object() || !doc.contains("xlog") ||
+          !doc["xlog"].value("received_location", nlohmann::json()).is_number_integer() ||
+          doc["xlog"]["received_location"].get<int64_t>() < leader)
+        return false;
+    }
+    return true;
+  }
+
   bool everyMemberReportsPause(bool paused) {
     for (int i = 0; i < cluster_->nodes(); ++i) {
       std::string body;
@@ -492,6 +521,7 @@ TEST_F(ClusterOpsTest, PgfleetctlAndPatronictlDriveTheSameCluster) {
   const int second = (first + 1) % 3;
   const int third = (first + 2) % 3;
   std::string out;
+  ASSERT_TRUE(waitUntil([&] { return replicasReportThePrimaryPosition(); }, Millis(seconds(30))));
 
   EXPECT_EQ(
       ctl(PGFLEET_CTL_BIN, {"switchover", "--candidate", cluster_->name(second), "--force"}, &out),
