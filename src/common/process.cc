@@ -362,8 +362,17 @@ void ExitWatcher::run() {
     const bool exited = nfds == 2 ? (fds[1].revents & (POLLIN | POLLHUP | POLLERR)) != 0
                                   : polling_by_pid && !processAlive(watching);
     if (exited && !reported) {
-      reported = true;
-      on_exit_();
+      // watch() may have moved on while poll() was waking up: the exit of a process nobody
+      // watches any more is not reported.
+      bool current = false;
+      {
+        std::lock_guard lock(mu_);
+        current = pid_ == watching;
+      }
+      if (current) {
+        reported = true;
+        on_exit_();
+      }
     }
   }
   if (pidfd >= 0)
