@@ -509,6 +509,7 @@ Result<std::string> Agent::reinitializeServer(const ClusterView* cluster, const 
   {
     std::lock_guard<std::mutex> lk(mu_);
     memory_.rewind_failed = false;
+    memory_.reclone_refused = false;
     memory_.failed_clones = 0;
   }
   diverged_from_.clear();
@@ -957,9 +958,36 @@ void Agent::execute(const Decision& d, const HaInput& in) {
       return;
     }
 
-    case Action::kReclone:
-      spdlog::warn("re-cloning is not enabled for this member; waiting for an operator");
+    case Action::kReclone: {
+      // Invariant 5: the directory is renamed beside itself, whole; the next loop finds the data
+      // directory empty and clones it from the leader like a new node's.
+      setActivity("setting the data directory aside");
+      Status stopped = okStatus();
+      if (in.pg.running) {
+        stopped = pg_->stop(StopMode::kFast, kStopTimeout);
+        if (!stopped.ok())
+          stopped = pg_->stop(StopMode::kImmediate, kFenceStopTimeout);
+      }
+      auto aside =
+          stopped.ok() ? pg_->setAsideDataDirectory() : Result<std::string>(stopped.error());
+      setActivity("");
+      std::lock_guard<std::mutex> lk(mu_);
+      if (!aside.ok()) {
+        spdlog::error("not re-cloning: {}; waiting for an operator (pgfleetctl reinit)",
+                      aside.error().message);
+        memory_.reclone_refused = true;
+        return;
+      }
+      spdlog::warn("pg_rewind failed: the data directory is kept as {}; cloning it again from {}",
+                   *aside, d.source);
+      memory_.new_node = true;  // a failed clone into the fresh directory may be cleared again
+      memory_.rewind_failed = false;
+      memory_.failed_clones = 0;
+      memory_.following.clear();
+      diverged_from_.clear();
+      run_again_ = true;
       return;
+    }
 
     case Action::kSwitchover:
       handOver(d, in);

@@ -166,6 +166,7 @@ Result<LoadedConfig> loadAgentConfigFile(const std::string& path) {
 HaSettings effectiveSettings(const AgentConfig& config, const nlohmann::json* dcs_config) {
   HaSettings s = config.bootstrap_dcs;
   s.use_pg_rewind = config.postgresql.use_pg_rewind;
+  s.reclone_on_rewind_failure = config.postgresql.reclone_on_rewind_failure;
   s.use_slots = config.postgresql.use_slots;
   if (dcs_config == nullptr || !dcs_config->is_object())
     return s;
@@ -182,6 +183,7 @@ HaSettings effectiveSettings(const AgentConfig& config, const nlohmann::json* dc
   auto pg = cfg.find("postgresql");
   if (pg != cfg.end() && pg->is_object()) {
     overrideBool(*pg, "use_pg_rewind", s.use_pg_rewind);
+    overrideBool(*pg, "reclone_on_rewind_failure", s.reclone_on_rewind_failure);
     overrideBool(*pg, "use_slots", s.use_slots);
   }
   return s;

@@ -155,9 +155,14 @@ Status parseBootstrapDcs(const YAML::Node& node, AgentConfig& out,
   const std::string pg_path = path + ".postgresql";
   if (auto st = yaml::expectMap(pg, pg_path); !st.ok())
     return st;
-  yaml::warnUnknownKeys(pg, pg_path, {"use_pg_rewind", "use_slots", "parameters"}, warnings);
+  yaml::warnUnknownKeys(pg, pg_path,
+                        {"use_pg_rewind", "reclone_on_rewind_failure", "use_slots", "parameters"},
+                        warnings);
   auto& pgc = out.postgresql;
   if (auto st = optBool(pg, "use_pg_rewind", pg_path, pgc.use_pg_rewind); !st.ok())
+    return st;
+  if (auto st = optBool(pg, "reclone_on_rewind_failure", pg_path, pgc.reclone_on_rewind_failure);
+      !st.ok())
     return st;
   if (auto st = optBool(pg, "use_slots", pg_path, pgc.use_slots); !st.ok())
     return st;
@@ -166,10 +171,13 @@ Status parseBootstrapDcs(const YAML::Node& node, AgentConfig& out,
       !st.ok())
     return st;
   s.use_pg_rewind = pgc.use_pg_rewind;
+  s.reclone_on_rewind_failure = pgc.reclone_on_rewind_failure;
   s.use_slots = pgc.use_slots;
   if (yaml::isSet(pg)) {
     if (yaml::isSet(yaml::child(pg, "use_pg_rewind")))
       raw["postgresql"]["use_pg_rewind"] = pgc.use_pg_rewind;
+    if (yaml::isSet(yaml::child(pg, "reclone_on_rewind_failure")))
+      raw["postgresql"]["reclone_on_rewind_failure"] = pgc.reclone_on_rewind_failure;
     if (yaml::isSet(yaml::child(pg, "use_slots")))
       raw["postgresql"]["use_slots"] = pgc.use_slots;
   }

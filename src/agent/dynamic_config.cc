@@ -41,7 +41,7 @@ Status validateDynamicConfig(const json& config) {
     return okStatus();
   if (!pg.is_object())
     return invalid("postgresql must be a mapping");
-  for (const char* key : {"use_pg_rewind", "use_slots"})
+  for (const char* key : {"use_pg_rewind", "reclone_on_rewind_failure", "use_slots"})
     if (auto v = pg.value(key, json()); !v.is_null() && !v.is_boolean())
       return invalid(fmt::format("postgresql.{} must be true or false, not {}", key, v.dump()));
   const json params = pg.value("parameters", json());

@@ -189,6 +189,41 @@ Decision cloneSource(const HaInput& in, const MemberInfo& leader) {
   return make(Action::kClone, fmt::format("cloning from the leader {}", leader.name), leader.name);
 }
 
+bool rewindFailed(const HaInput& in) {
+  return in.memory.rewind_failed || in.pg.rewind_failed;
+}
+
+// After a failed pg_rewind: set the data directory aside and clone afresh (invariant 5 holds:
+// nothing is deleted), where the settings allow it and an earlier attempt was not refused.
+Step recloneFrom(const HaInput& in, const std::string& leader, const char* what) {
+  if (!in.settings.reclone_on_rewind_failure || in.memory.reclone_refused)
+    return std::nullopt;
+  return make(Action::kReclone,
+              fmt::format("{}: pg_rewind failed, setting the data directory aside to clone it "
+                          "again from {}",
+                          what, leader),
+              leader);
+}
+
+// A data directory that a pg_rewind into it left half rewound (the marker is there) is never
+// started, as a standby or otherwise: it is set aside and cloned again from a leader, or waits.
+Step halfRewound(const HaInput& in) {
+  if (!in.pg.rewind_failed || in.pg.running || in.pg.data_dir_empty)
+    return std::nullopt;
+  const std::string* leader = leaderName(in);
+  if (leader && *leader != in.self)
+    if (Step s = recloneFrom(in, *leader, "data directory left by a failed pg_rewind"))
+      return s;
+  return make(Action::kNone,
+              std::string("not starting PostgreSQL: a failed pg_rewind left the data directory "
+                          "unusable; ") +
+                  (leader && *leader != in.self && !in.memory.reclone_refused
+                       ? "reclone_on_rewind_failure is off, waiting for pgfleetctl reinit"
+                   : leader && *leader != in.self
+                       ? "setting it aside was refused, waiting for pgfleetctl reinit"
+                       : "waiting for a leader to clone from"));
+}
+
 Step emptyDataDirectory(const HaInput& in) {
   if (!in.pg.data_dir_empty)
     return std::nullopt;
@@ -279,19 +314,26 @@ Decision weLead(const HaInput& in) {
               fmt::format("no action: {} is the leader with the lease, renewing it", in.self));
 }
 
-// Rule 7's rejoin of a member that holds WAL the leader lacks: pg_rewind, or wait for an operator
-// (invariant 5: nothing is deleted automatically).
+// Rule 7's rejoin of a member that holds WAL the leader lacks: pg_rewind, a re-clone after a failed
+// one, or wait for an operator (invariant 5: nothing is deleted automatically).
 Decision rejoinByRewind(const HaInput& in, const std::string& leader, const char* what) {
   const LocalPostgres& pg = in.pg;
-  if (in.settings.use_pg_rewind && !in.memory.rewind_failed)
+  if (rewindFailed(in)) {
+    if (Step s = recloneFrom(in, leader, what))
+      return std::move(*s);
+  } else if (in.settings.use_pg_rewind) {
     return make(Action::kRewind,
                 fmt::format("rewinding from {}: {} on timeline {} at {}", leader, what, pg.timeline,
                             formatLsn(pg.wal_position)),
                 leader);
+  }
   return make(
       Action::kNone,
       fmt::format("{} needs a rewind or reinitialize before it can follow {} ({})", what, leader,
-                  in.memory.rewind_failed ? "pg_rewind failed" : "use_pg_rewind is off"));
+                  !rewindFailed(in)           ? "use_pg_rewind is off"
+                  : in.memory.reclone_refused ? "pg_rewind failed, and setting the data "
+                                                "directory aside was refused"
+                                              : "pg_rewind failed"));
 }
 
 // Rule 7.
@@ -311,7 +353,7 @@ Decision anotherLeads(const HaInput& in, const std::string& leader) {
     return make(Action::kStartReplica, fmt::format("starting as a replica of {}{}", upstream, via),
                 upstream);
   if (in.diverged_from_leader) {
-    if (in.settings.use_pg_rewind && !in.memory.rewind_failed)
+    if (in.settings.use_pg_rewind && !rewindFailed(in))
       return make(Action::kDemote,
                   fmt::format("stopping: our WAL at {} on timeline {} diverged from {}'s history, "
                               "rewinding next",
@@ -465,7 +507,7 @@ void rememberLeader(AgentMemory& memory, const std::optional<ClusterView>& clust
 }
 
 Decision decide(const HaInput& in) {
-  for (auto rule : {fence, dcsUnreadable, paused, emptyDataDirectory, sysidMismatch}) {
+  for (auto rule : {fence, dcsUnreadable, paused, emptyDataDirectory, sysidMismatch, halfRewound}) {
     if (Step s = rule(in))
       return std::move(*s);
   }

@@ -22,6 +22,9 @@ struct HaSettings {
   int retry_timeout = 10;
   int64_t maximum_lag_on_failover = 1048576;  // bytes
   bool use_pg_rewind = false;
+  // A member whose pg_rewind failed sets its data directory aside (renamed beside it, nothing
+  // deleted) and clones afresh from the leader, instead of waiting for an operator.
+  bool reclone_on_rewind_failure = true;
   bool use_slots = true;
   bool paused = false;  // config "pause": no automatic action
   // Synchronous replication (DESIGN.md invariant 2; see ha/sync.h).
@@ -55,6 +58,9 @@ struct AgentMemory {
   // A clone, rewind or start failed in an earlier loop (so the next decision can change course).
   int failed_clones = 0;
   bool rewind_failed = false;
+  // Setting the data directory aside for a re-clone was refused (an earlier one is still there, or
+  // the rename failed): wait for an operator instead of trying every loop.
+  bool reclone_refused = false;
   // The member we last configured PostgreSQL to stream from ("" when none).
   std::string following;
   // The last leader key holder seen, and, when its key vanished while the cluster was paused (its
@@ -98,7 +104,7 @@ enum class Action : int {
   kRewind = 8,             // pg_rewind from `source`, then start as its standby
   kStartPrimary = 9,       // we hold the lease and our primary is down: start it again as primary
   kAcquireLease = 10,      // we run as primary but the leader key is gone: take it back
-  kReclone = 11,           // remove the data directory and clone again (only where allowed)
+  kReclone = 11,           // set the data directory aside (nothing deleted); the next loop clones
   kSwitchover = 12,  // hand the lease to `source` ("" = any eligible replica): checkpoint, clean
                      // stop, release the leader key, rejoin as a standby
 };

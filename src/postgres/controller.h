@@ -5,7 +5,8 @@
 // Every method blocks until its step is done or failed, bounded by a timeout, and reports failures
 // as errors with the program's own message; none of them throws. None removes the data directory
 // except removeDataDirectory(), which the agent calls only for an explicit reinitialize or after a
-// brand-new node's first clone failed (DESIGN.md invariant 5).
+// brand-new node's first clone failed (DESIGN.md invariant 5); setAsideDataDirectory() moves one
+// aside, whole, and deletes nothing.
 #pragma once
 
 #include <map>
@@ -53,13 +54,19 @@ class PostgresController {
   // Points a running standby at a new upstream (primary_conninfo and slot), applied by reload.
   virtual Status follow(const UpstreamConn& upstream) = 0;
   // Rewinds a stopped former primary from `source` with pg_rewind (crash recovery first if it was
-  // not shut down cleanly). Leaves it stopped, configured as a standby.
+  // not shut down cleanly). Leaves it stopped, configured as a standby. When pg_rewind itself ran
+  // and failed, the data directory is marked (kRewindFailedMarker; probe() reports it).
   virtual Status rewind(const UpstreamConn& source) = 0;
   // On a primary: creates a physical slot for every name in `slots` and drops other slots this
   // agent manages (those not in `slots`).
   virtual Status syncReplicationSlots(const std::set<std::string>& slots) = 0;
   // Removes the data directory (reinitialize, or a failed first clone only).
   virtual Status removeDataDirectory() = 0;
+  // Renames the stopped server's data directory to "<data_dir>.rewind-failed-<UTC time>" beside it
+  // (same file system, nothing copied or deleted) and returns that path, so that a clone can take
+  // its place. Refused while PostgreSQL runs, and while an earlier such directory of this data
+  // directory still exists (at most one set aside: the operator decides what to keep).
+  virtual Result<std::string> setAsideDataDirectory() = 0;
   // On a primary: the standbys connected now (pg_stat_replication), for /patroni and /metrics.
   virtual Result<nlohmann::json> replicationInfo() = 0;
   // Reloads the configuration files (SIGHUP), after rewriting them.
@@ -76,6 +83,11 @@ class PostgresController {
   // has little left to write and the stop is short).
   virtual Status checkpoint(Millis timeout) = 0;
 };
+
+// The file in a data directory that says a pg_rewind into it ran and failed.
+inline constexpr const char* kRewindFailedMarker = "pgfleet.rewind_failed";
+// What setAsideDataDirectory() appends to the data directory's path (before the time).
+inline constexpr const char* kSetAsideSuffix = ".rewind-failed-";
 
 using PostgresControllerPtr = std::unique_ptr<PostgresController>;
 

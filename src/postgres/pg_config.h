@@ -27,6 +27,7 @@ struct PostgresConfig {
   std::vector<std::string> pg_hba;                // lines; empty: a default that allows the cluster
   std::vector<std::string> initdb_options;  // from bootstrap.initdb, as "--key=value" / "--flag"
   bool use_pg_rewind = false;
+  bool reclone_on_rewind_failure = true;
   bool use_slots = true;
   std::map<std::string, std::string> dcs_parameters;  // bootstrap.dcs.postgresql.parameters
   // Set by the agent in synchronous mode: then it owns synchronous_standby_names.

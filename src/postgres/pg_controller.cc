@@ -3,6 +3,7 @@
 #include <signal.h>
 
 #include <algorithm>
+#include <ctime>
 #include <filesystem>
 #include <thread>
 
@@ -210,6 +211,7 @@ LocalPostgres LocalPostgresController::probe() {
     return st;
   }
   st.in_recovery = fileExists(data_dir_ + "/standby.signal");
+  st.rewind_failed = fileExists(data_dir_ + "/" + kRewindFailedMarker);
   // A running server that answers tells everything but its system identifier, which is read once:
   // the probe then costs one query on a kept connection instead of a pg_controldata run and a new
   // connection (it runs several times a second with short leases).
@@ -496,8 +498,15 @@ Status LocalPostgresController::rewind(const UpstreamConn& source) {
       quoteConninfoValue(name_), kPrimaryConnectTimeoutSeconds, kDeadPeerConninfo);
   spdlog::info("running pg_rewind on {} from {}:{}", data_dir_, source.host, source.port);
   auto run = runPgRewind(tool(), data_dir_, conninfo, timeouts_.rewind);
-  if (!run.ok())
+  if (!run.ok()) {
+    // pg_rewind may have rewritten part of the directory before it failed: mark it, so that no
+    // later loop (nor a restarted agent) rewinds or starts it again.
+    if (!run.error().retryable)
+      ignoreError(writeFileAtomically(data_dir_ + "/" + kRewindFailedMarker,
+                                      run.error().message + "\n", 0600),
+                  "the agent remembers the failure until it restarts");
     return run.error().wrap(context);
+  }
   // pg_rewind copied the source's configuration files: make them this node's again.
   PGF_TRY(writeConfiguration(source), context);
   return okStatus();
@@ -531,6 +540,39 @@ Status LocalPostgresController::removeDataDirectory() {
   std::lock_guard<std::mutex> lock(mu_);
   upstream_.reset();
   return okStatus();
+}
+
+Result<std::string> LocalPostgresController::setAsideDataDirectory() {
+  if (isRunning())
+    return makeError(ErrorCode::kInvalidArgument,
+                     "setting the data directory aside: postgresql is running");
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::path(data_dir_).lexically_normal();
+  const std::string prefix = dir.filename().string() + kSetAsideSuffix;
+  std::error_code ec;
+  for (fs::directory_iterator it(dir.parent_path(), ec), end; !ec && it != end; it.increment(ec))
+    if (it->path().filename().string().rfind(prefix, 0) == 0)
+      return makeError(ErrorCode::kInvalidArgument,
+                       fmt::format("setting the data directory aside: {} was set aside before and "
+                                   "is still there (remove it, or run pgfleetctl reinit)",
+                                   it->path().string()));
+  if (ec)
+    return makeError(ErrorCode::kIo, fmt::format("setting the data directory aside: listing {}: {}",
+                                                 dir.parent_path().string(), ec.message()));
+  const std::time_t now = std::time(nullptr);
+  std::tm utc{};
+  gmtime_r(&now, &utc);
+  char stamp[32];
+  std::strftime(stamp, sizeof stamp, "%Y%m%dT%H%M%SZ", &utc);
+  const std::string target = dir.string() + kSetAsideSuffix + stamp;
+  fs::rename(dir, target, ec);
+  if (ec)
+    return makeError(ErrorCode::kIo, fmt::format("setting the data directory aside as {}: {}",
+                                                 target, ec.message()));
+  spdlog::warn("data directory {} set aside as {}", data_dir_, target);
+  std::lock_guard<std::mutex> lock(mu_);
+  upstream_.reset();
+  return target;
 }
 
 Result<nlohmann::json> LocalPostgresController::replicationInfo() {

@@ -61,6 +61,7 @@ class LocalPostgresController final : public PostgresController {
   Status rewind(const UpstreamConn& source) override;
   Status syncReplicationSlots(const std::set<std::string>& slots) override;
   Status removeDataDirectory() override;
+  Result<std::string> setAsideDataDirectory() override;
   Result<nlohmann::json> replicationInfo() override;
   Status reload() override;
   Status checkpoint(Millis timeout) override;

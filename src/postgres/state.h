@@ -35,6 +35,9 @@ struct LocalPostgres {
   ControlState control_state = ControlState::kUnknown;
   int postmaster_pid = 0;
   bool pending_restart = false;  // a changed parameter needs a restart
+  // A pg_rewind into this data directory ran and failed (kRewindFailedMarker is there): its files
+  // may be half rewound, so it is neither rewound again nor started until it is cloned afresh.
+  bool rewind_failed = false;
 
   // The cluster last ran as a primary (running or crashed), so it may hold WAL its new leader
   // lacks.

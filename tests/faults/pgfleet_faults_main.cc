@@ -11,6 +11,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <map>
@@ -100,6 +101,19 @@ std::string stamp() {
 ino_t inode(const std::string& path) {
   struct stat st {};
   return ::stat(path.c_str(), &st) == 0 ? st.st_ino : 0;
+}
+
+// The directory beside `data_dir` that the agent set aside after a failed pg_rewind and that
+// still is the directory with inode `was` ("data.rewind-failed-<time>"), if there is one.
+std::optional<std::string> setAsideCopy(const std::string& data_dir, ino_t was) {
+  const auto dir = std::filesystem::path(data_dir);
+  const std::string prefix = dir.filename().string() + ".rewind-failed-";
+  std::error_code ec;
+  for (std::filesystem::directory_iterator it(dir.parent_path(), ec), end; !ec && it != end;
+       it.increment(ec))
+    if (it->path().filename().string().rfind(prefix, 0) == 0 && inode(it->path().string()) == was)
+      return it->path().string();
+  return std::nullopt;
 }
 
 std::optional<std::string> queryOne(const FaultCluster& cluster, int node, const std::string& sql) {
@@ -341,10 +355,23 @@ class Runner {
         o.violations.push_back("two writers: " + text);
     }
 
-    // Invariant 5.
-    for (int i = 0; i < cluster.nodes(); ++i)
-      if (inode(cluster.dataDir(i)) != data_dirs[i])
+    // Invariant 5: a data directory is never removed; after a failed pg_rewind the agent may
+    // set it aside whole, beside itself. The harness, as the operator would, removes what was
+    // set aside once it has been found intact (the next schedule may need the room).
+    for (int i = 0; i < cluster.nodes(); ++i) {
+      if (inode(cluster.dataDir(i)) == data_dirs[i])
+        continue;
+      auto aside = setAsideCopy(cluster.dataDir(i), data_dirs[i]);
+      if (!aside) {
         o.violations.push_back(fmt::format("node{}'s data directory was removed", i + 1));
+        continue;
+      }
+      o.notes.push_back(fmt::format(
+          "node{}'s data directory was set aside after a failed pg_rewind and cloned again",
+          i + 1));
+      std::error_code ec;
+      std::filesystem::remove_all(*aside, ec);
+    }
 
     if (!converged)
       return o;

@@ -1,12 +1,18 @@
 // The agent against real etcd, PostgreSQL 15 and HAProxy on loopback: bootstrap, failover after a
 // SIGKILL of the primary's agent and server, rejoin with pg_rewind, restart of a crashed server,
-// etcd loss (no writer once the ttl has passed), and a clean stop handing over at once.
+// etcd loss (no writer once the ttl has passed), a clean stop handing over at once, and a former
+// primary cloned again after its pg_rewind failed.
 #include <signal.h>
+#include <sys/stat.h>
 
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
 #include <map>
 #include <set>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include <fmt/format.h>
 #include <gtest/gtest.h>
@@ -27,6 +33,36 @@ class AgentClusterTest : public ClusterTest {
     auto r = cluster_->query(cluster_->nodeParams(i), "INSERT INTO probe VALUES (default)",
                              Millis(2000));
     return r.ok();
+  }
+  // Creates table t with `rows` rows through HAProxy, then SIGKILLs the primary's agent and
+  // PostgreSQL; *old is the former primary's index.
+  void killThePrimaryAfterRows(int rows, int* old) {
+    *old = *cluster_->primaryIndex();
+    ASSERT_TRUE(
+        writeThroughHaproxy("CREATE TABLE t (id serial primary key, v text)", Millis(seconds(20))));
+    for (int k = 0; k < rows; ++k)
+      ASSERT_TRUE(
+          cluster_->query(cluster_->readWriteParams(), "INSERT INTO t (v) VALUES ('before')").ok());
+    cluster_->signalAgent(*old, SIGKILL);
+    cluster_->killPostmaster(*old);
+  }
+  // Starts the former primary's agent again, writes 10 more rows and expects it to become a
+  // streaming replica holding every row of `primary` within 90 s.
+  void expectRejoinWithEveryRow(int old, int primary) {
+    ASSERT_TRUE(cluster_->startAgent(old).ok());
+    for (int k = 0; k < 10; ++k)
+      ASSERT_TRUE(
+          cluster_->query(cluster_->readWriteParams(), "INSERT INTO t (v) VALUES ('later')").ok());
+    long long expected = count(cluster_->nodeParams(primary), "t");
+    EXPECT_TRUE(waitUntil(
+        [&] {
+          return cluster_->restGet(old, "/replica") == 200 &&
+                 count(cluster_->nodeParams(old), "t") == expected;
+        },
+        Millis(seconds(90))))
+        << "the old primary did not rejoin as a streaming replica with all " << expected
+        << " rows\n"
+        << cluster_->logTails();
   }
 };
 
@@ -100,16 +136,8 @@ TEST_F(AgentClusterTest, PatronictlSeesTheSameMembersRolesAndLeaderAsPgfleetctl)
 
 TEST_F(AgentClusterTest, KillingPrimaryAgentAndServerFailsOverAndOldPrimaryRejoins) {
   startCluster({.ttl = 5, .loop_wait = 1, .retry_timeout = 2});
-  int old = *cluster_->primaryIndex();
-  ASSERT_TRUE(
-      writeThroughHaproxy("CREATE TABLE t (id serial primary key, v text)", Millis(seconds(20))));
-  for (int k = 0; k < 100; ++k)
-    ASSERT_TRUE(
-        cluster_->query(cluster_->readWriteParams(), "INSERT INTO t (v) VALUES ('before')").ok());
-
-  cluster_->signalAgent(old, SIGKILL);
-  cluster_->killPostmaster(old);
-
+  int old = -1;
+  ASSERT_NO_FATAL_FAILURE(killThePrimaryAfterRows(100, &old));
   // A new primary takes writes through the same HAProxy port.
   ASSERT_TRUE(writeThroughHaproxy("INSERT INTO t (v) VALUES ('after')", Millis(seconds(60))));
   auto now_primary = cluster_->primaryIndex();
@@ -119,18 +147,7 @@ TEST_F(AgentClusterTest, KillingPrimaryAgentAndServerFailsOverAndOldPrimaryRejoi
   EXPECT_EQ(on_new, 101) << "rows acknowledged before the kill were lost or duplicated";
 
   // The killed node comes back, is rewound if needed, and streams every row the new primary has.
-  ASSERT_TRUE(cluster_->startAgent(old).ok());
-  for (int k = 0; k < 10; ++k)
-    ASSERT_TRUE(
-        cluster_->query(cluster_->readWriteParams(), "INSERT INTO t (v) VALUES ('later')").ok());
-  long long expected = count(cluster_->nodeParams(*now_primary), "t");
-  EXPECT_TRUE(waitUntil(
-      [&] {
-        return cluster_->restGet(old, "/replica") == 200 &&
-               count(cluster_->nodeParams(old), "t") == expected;
-      },
-      Millis(seconds(90))))
-      << "the old primary did not rejoin as a streaming replica with all " << expected << " rows";
+  ASSERT_NO_FATAL_FAILURE(expectRejoinWithEveryRow(old, *now_primary));
   EXPECT_TRUE(cluster_->waitHealthy(Millis(seconds(60))));
 }
 
@@ -215,6 +232,45 @@ TEST_F(AgentClusterTest, CleanStopOfPrimaryAgentHandsOverBeforeTheLeaseExpires) 
   auto took = std::chrono::steady_clock::now() - t0;
   EXPECT_LT(took, seconds(25));
   EXPECT_TRUE(writeThroughHaproxy("CREATE TABLE after_stop (v int)", Millis(seconds(20))));
+}
+
+// A former primary whose pg_rewind ran and failed is neither rewound again nor started: its data
+// directory is renamed beside itself, whole (DESIGN.md invariant 5), and the node is cloned afresh
+// from the new primary. The rewind is made to fail with a directory pg_rewind cannot read.
+TEST_F(AgentClusterTest, AFormerPrimaryWhoseRewindFailsIsSetAsideAndClonedAgain) {
+  startCluster({.ttl = 5, .loop_wait = 1, .retry_timeout = 2});
+  int old = -1;
+  ASSERT_NO_FATAL_FAILURE(killThePrimaryAfterRows(50, &old));
+  ASSERT_TRUE(writeThroughHaproxy("INSERT INTO t (v) VALUES ('after')", Millis(seconds(60))));
+  auto now_primary = cluster_->primaryIndex();
+  ASSERT_TRUE(now_primary.has_value());
+
+  const std::string data = cluster_->dataDir(old);
+  struct stat before {};
+  ASSERT_EQ(::stat(data.c_str(), &before), 0);
+  // Owned by root and closed to everybody else: PostgreSQL's crash recovery only logs it, and
+  // pg_rewind, which lists every file of its target before it changes any, fails on it.
+  const std::string unreadable = data + "/unreadable";
+  ASSERT_EQ(::mkdir(unreadable.c_str(), 0), 0) << std::strerror(errno);
+
+  ASSERT_NO_FATAL_FAILURE(expectRejoinWithEveryRow(old, *now_primary));
+
+  // The old directory is still there, whole, under a new name beside the data directory.
+  std::vector<std::string> aside;
+  const auto node_dir = std::filesystem::path(data).parent_path();
+  for (const auto& entry : std::filesystem::directory_iterator(node_dir))
+    if (entry.path().filename().string().rfind("data.rewind-failed-", 0) == 0)
+      aside.push_back(entry.path().string());
+  ASSERT_EQ(aside.size(), 1u) << "expected one set-aside directory in " << node_dir;
+  struct stat moved {};
+  ASSERT_EQ(::stat(aside[0].c_str(), &moved), 0);
+  EXPECT_EQ(moved.st_ino, before.st_ino) << "the set-aside directory is not the old one";
+  EXPECT_TRUE(std::filesystem::exists(aside[0] + "/PG_VERSION"));
+  EXPECT_TRUE(std::filesystem::exists(aside[0] + "/pgfleet.rewind_failed"))
+      << "the failed rewind was not recorded in the directory it left behind";
+  EXPECT_TRUE(std::filesystem::exists(aside[0] + "/unreadable"));
+  EXPECT_FALSE(std::filesystem::exists(data + "/pgfleet.rewind_failed"));
+  EXPECT_TRUE(cluster_->waitHealthy(Millis(seconds(60))));
 }
 
 }  // namespace

@@ -305,6 +305,8 @@ TEST(AgentConfig, RejectsInvalidValuesNamingTheKey) {
        "bootstrap.dcs.maximum_lag_on_failover: must not be negative"},
       {minimal("bootstrap:\n  dcs:\n    postgresql:\n      use_slots: maybe\n"),
        "bootstrap.dcs.postgresql.use_slots: must be a boolean"},
+      {minimal("bootstrap:\n  dcs:\n    postgresql:\n      reclone_on_rewind_failure: 2\n"),
+       "bootstrap.dcs.postgresql.reclone_on_rewind_failure: must be a boolean"},
       {minimal("bootstrap:\n  dcs: [1]\n"), "bootstrap.dcs: must be a mapping"},
       {minimal("bootstrap:\n  initdb:\n  - {a: 1, b: 2}\n"), "bootstrap.initdb[0]"},
       {minimal("bootstrap:\n  initdb:\n  - pgdata: /x\n"), "option pgdata is not allowed"},
@@ -390,12 +392,14 @@ TEST(AgentConfig, EffectiveSettingsPreferTheDcsConfig) {
   EXPECT_EQ(local.loop_wait, 5);
   EXPECT_EQ(local.retry_timeout, 10);
   EXPECT_TRUE(local.use_pg_rewind);
+  EXPECT_TRUE(local.reclone_on_rewind_failure);
   EXPECT_TRUE(local.use_slots);
   EXPECT_FALSE(local.paused);
 
   auto dcs = nlohmann::json::parse(R"({"ttl": 12, "loop_wait": 2, "retry_timeout": 3,
       "maximum_lag_on_failover": 500, "pause": true,
-      "postgresql": {"use_pg_rewind": false, "use_slots": false}})");
+      "postgresql": {"use_pg_rewind": false, "use_slots": false,
+                     "reclone_on_rewind_failure": false}})");
   HaSettings s = effectiveSettings(config, &dcs);
   EXPECT_EQ(s.ttl, 12);
   EXPECT_EQ(s.loop_wait, 2);
@@ -404,6 +408,7 @@ TEST(AgentConfig, EffectiveSettingsPreferTheDcsConfig) {
   EXPECT_TRUE(s.paused);
   EXPECT_FALSE(s.use_pg_rewind);
   EXPECT_FALSE(s.use_slots);
+  EXPECT_FALSE(s.reclone_on_rewind_failure);
 
   auto partial = nlohmann::json::parse(R"({"loop_wait": 7, "pause": "on"})");
   s = effectiveSettings(config, &partial);
@@ -411,6 +416,7 @@ TEST(AgentConfig, EffectiveSettingsPreferTheDcsConfig) {
   EXPECT_EQ(s.loop_wait, 7);
   EXPECT_TRUE(s.paused);
   EXPECT_TRUE(s.use_pg_rewind);
+  EXPECT_TRUE(s.reclone_on_rewind_failure);
 }
 
 TEST(AgentConfig, EffectiveSettingsIgnoreWronglyTypedValues) {

@@ -43,6 +43,9 @@ TEST(DynamicConfig, ValidatesBeforeWriting) {
   EXPECT_EQ(message(R"({"postgresql":[]})"), "invalid configuration: postgresql must be a mapping");
   EXPECT_EQ(message(R"({"postgresql":{"use_slots":1}})"),
             "invalid configuration: postgresql.use_slots must be true or false, not 1");
+  EXPECT_EQ(message(R"({"postgresql":{"reclone_on_rewind_failure":"no"}})"),
+            "invalid configuration: postgresql.reclone_on_rewind_failure must be true or false, "
+            "not \"no\"");
   EXPECT_EQ(message(R"({"postgresql":{"parameters":"x"}})"),
             "invalid configuration: postgresql.parameters must be a mapping");
   EXPECT_EQ(message(R"({"postgresql":{"parameters":{"a":{"b":1}}}})"),

@@ -148,6 +148,14 @@ struct In {
     in.memory.rewind_failed = true;
     return *this;
   }
+  In& recloneOnFailure(bool on) {
+    in.settings.reclone_on_rewind_failure = on;
+    return *this;
+  }
+  In& recloneRefused() {
+    in.memory.reclone_refused = true;
+    return *this;
+  }
   In& following(std::string name) {
     in.memory.following = std::move(name);
     return *this;
@@ -403,9 +411,20 @@ TEST(HaDecide, AnotherMemberLeads) {
        In(c, stoppedPg(ControlState::kShutDown)).rewind().in, Action::kRewind, "node1"},
       {"former primary without use_pg_rewind waits", In(c, stoppedPg(ControlState::kShutDown)).in,
        Action::kNone, "", "needs a rewind or reinitialize"},
-      {"former primary whose rewind failed waits",
-       In(c, stoppedPg(ControlState::kInProduction)).rewind().rewindFailed().in, Action::kNone, "",
-       "pg_rewind failed"},
+      {"former primary whose rewind failed is set aside and cloned again",
+       In(c, stoppedPg(ControlState::kInProduction)).rewind().rewindFailed().in, Action::kReclone,
+       "node1", "former primary: pg_rewind failed, setting the data directory aside"},
+      {"without reclone_on_rewind_failure it waits",
+       In(c, stoppedPg(ControlState::kInProduction))
+           .rewind()
+           .rewindFailed()
+           .recloneOnFailure(false)
+           .in,
+       Action::kNone, "",
+       "needs a rewind or reinitialize before it can follow node1 (pg_rewind failed)"},
+      {"when setting it aside was refused it waits",
+       In(c, stoppedPg(ControlState::kInProduction)).rewind().rewindFailed().recloneRefused().in,
+       Action::kNone, "", "setting the data directory aside was refused"},
       {"stopped standby starts as replica", In(c, stoppedPg(ControlState::kInArchiveRecovery)).in,
        Action::kStartReplica, "node1", "starting as a replica of node1"},
       {"never-started standby", In(c, stoppedPg(ControlState::kUnknown)).in, Action::kStartReplica,
@@ -433,14 +452,49 @@ TEST(HaDecide, DivergedStandbyIsRewoundBeforeItFollows) {
       {"without use_pg_rewind it waits for an operator, still running",
        In(c, standbyPg()).following("node1").diverged().in, Action::kNone, "",
        "diverged standby needs a rewind or reinitialize"},
-      {"after a failed rewind it waits too",
+      {"after a failed rewind it is set aside and cloned again",
        In(c, stoppedPg(ControlState::kShutDownInRecovery)).diverged().rewind().rewindFailed().in,
+       Action::kReclone, "node1", "diverged standby: pg_rewind failed"},
+      {"or, without reclone_on_rewind_failure, waits",
+       In(c, stoppedPg(ControlState::kShutDownInRecovery))
+           .diverged()
+           .rewind()
+           .rewindFailed()
+           .recloneOnFailure(false)
+           .in,
        Action::kNone, "", "pg_rewind failed"},
       {"the flag means nothing while we lead",
        In(clusterWithLeader("node2"), standbyPg()).diverged().in, Action::kAcquireAndPromote},
       {"nor without a leader", In(clusterWithoutLeader(), standbyPg()).diverged().in,
        Action::kAcquireAndPromote},
   });
+}
+
+// A data directory a failed pg_rewind left half rewound (its marker survives an agent restart)
+// is never started, not even as a standby without upstream: it is set aside and cloned from the
+// leader, or waits for one.
+TEST(HaDecide, AHalfRewoundDataDirectoryIsNeverStarted) {
+  LocalPostgres half = stoppedPg(ControlState::kShutDown);
+  half.rewind_failed = true;
+  LocalPostgres half_standby = stoppedPg(ControlState::kInArchiveRecovery);
+  half_standby.rewind_failed = true;
+  expectCases({
+      {"with a leader it is set aside", In(clusterWithLeader("node1"), half).rewind().in,
+       Action::kReclone, "node1", "data directory left by a failed pg_rewind: pg_rewind failed"},
+      {"whatever its control file says", In(clusterWithLeader("node1"), half_standby).in,
+       Action::kReclone, "node1"},
+      {"without a leader it waits instead of starting as a standby",
+       In(clusterWithoutLeader(), half).rewind().in, Action::kNone, "",
+       "not starting PostgreSQL: a failed pg_rewind left the data directory unusable; waiting for "
+       "a leader to clone from"},
+      {"without reclone_on_rewind_failure it waits for an operator",
+       In(clusterWithLeader("node1"), half).recloneOnFailure(false).in, Action::kNone, "",
+       "reclone_on_rewind_failure is off, waiting for pgfleetctl reinit"},
+      {"after a refused set-aside it waits for an operator",
+       In(clusterWithLeader("node1"), half).recloneRefused().in, Action::kNone, "",
+       "setting it aside was refused, waiting for pgfleetctl reinit"},
+  });
+  EXPECT_FALSE(needsPeerStatus(In(clusterWithoutLeader(), half).in));
 }
 
 // ---- rule 8: no leader
@@ -603,46 +657,58 @@ TEST(HaDecide, SafetyPropertiesOverTheWholeInputSpace) {
     for (const auto& cluster : clusters)
       for (const auto& deadline : deadlines)
         for (bool paused : {false, true})
-          for (bool rewind : {false, true}) {
-            In b(cluster, pg);
-            if (deadline)
-              b.deadlineIn(*deadline);
-            if (paused)
-              b.paused();
-            b.rewind(rewind);
-            Decision d = decide(b.in);
-            ++checked;
-            std::string where = std::string(actionName(d.action)) + ": " + d.reason;
-            bool primary = pg.running && !pg.in_recovery;
-            if (primary && deadline && *deadline <= milliseconds(0) && !paused) {
-              EXPECT_EQ(d.action, Action::kDemote) << where;
+          for (bool rewind : {false, true})
+            for (bool failed : {false, true}) {
+              In b(cluster, pg);
+              if (failed && !pg.data_dir_empty && !pg.running)
+                b.in.pg.rewind_failed = true;
+              if (deadline)
+                b.deadlineIn(*deadline);
+              if (paused)
+                b.paused();
+              b.rewind(rewind);
+              Decision d = decide(b.in);
+              ++checked;
+              std::string where = std::string(actionName(d.action)) + ": " + d.reason;
+              bool primary = pg.running && !pg.in_recovery;
+              if (primary && deadline && *deadline <= milliseconds(0) && !paused) {
+                EXPECT_EQ(d.action, Action::kDemote) << where;
+              }
+              if (primary && !deadline && !cluster && !paused) {
+                EXPECT_EQ(d.action, Action::kDemote) << where;
+              }
+              // While paused nothing touches PostgreSQL, not even a lost lease; a primary may
+              // still keep or take back its own leader key.
+              if (paused) {
+                EXPECT_TRUE(d.action == Action::kNone || d.action == Action::kRenewLease ||
+                            (primary && d.action == Action::kAcquireLease))
+                    << where;
+              }
+              if (!cluster) {
+                EXPECT_TRUE(d.action == Action::kNone || d.action == Action::kRenewLease ||
+                            d.action == Action::kDemote)
+                    << where;
+              }
+              if (d.action == Action::kAcquireAndPromote || d.action == Action::kStartPrimary) {
+                ASSERT_TRUE(cluster.has_value()) << where;
+                EXPECT_TRUE(!cluster->leader || cluster->leader->name == "node2") << where;
+              }
+              // decide() never removes data; it sets a directory aside only after a failed rewind,
+              // to clone it from another leader, and never starts a half rewound one.
+              if (d.action == Action::kReclone) {
+                EXPECT_TRUE(failed && !paused && cluster && cluster->leader &&
+                            cluster->leader->name != "node2")
+                    << where;
+              }
+              if (b.in.pg.rewind_failed) {
+                EXPECT_TRUE(d.action == Action::kNone || d.action == Action::kReclone) << where;
+              }
+              if (d.action == Action::kClone || d.action == Action::kRewind ||
+                  d.action == Action::kFollow) {
+                EXPECT_FALSE(d.source.empty() || d.source == "node2") << where;
+              }
             }
-            if (primary && !deadline && !cluster && !paused) {
-              EXPECT_EQ(d.action, Action::kDemote) << where;
-            }
-            // While paused nothing touches PostgreSQL, not even a lost lease; a primary may
-            // still keep or take back its own leader key.
-            if (paused) {
-              EXPECT_TRUE(d.action == Action::kNone || d.action == Action::kRenewLease ||
-                          (primary && d.action == Action::kAcquireLease))
-                  << where;
-            }
-            if (!cluster) {
-              EXPECT_TRUE(d.action == Action::kNone || d.action == Action::kRenewLease ||
-                          d.action == Action::kDemote)
-                  << where;
-            }
-            if (d.action == Action::kAcquireAndPromote || d.action == Action::kStartPrimary) {
-              ASSERT_TRUE(cluster.has_value()) << where;
-              EXPECT_TRUE(!cluster->leader || cluster->leader->name == "node2") << where;
-            }
-            EXPECT_NE(d.action, Action::kReclone) << "decide() never removes data: " << where;
-            if (d.action == Action::kClone || d.action == Action::kRewind ||
-                d.action == Action::kFollow) {
-              EXPECT_FALSE(d.source.empty() || d.source == "node2") << where;
-            }
-          }
-  EXPECT_EQ(checked, 5 * 5 * 4 * 2 * 2);
+  EXPECT_EQ(checked, 5 * 5 * 4 * 2 * 2 * 2);
 }
 
 // ---- candidate ordering
