@@ -13,33 +13,11 @@
 namespace pgf {
 namespace {
 
+using yaml::optBool;
+using yaml::optString;
+
 Error configError(const std::string& path, const std::string& what) {
   return makeError(ErrorCode::kConfig, fmt::format("{}: {}", path, what));
-}
-
-// Reads `parent.key` into `target` when it is set; leaves `target` alone otherwise.
-Status optString(const YAML::Node& parent, const char* key, const std::string& parent_path,
-                 std::string& target) {
-  auto node = yaml::child(parent, key);
-  if (!yaml::isSet(node))
-    return okStatus();
-  auto v = yaml::readString(node, yaml::joinPath(parent_path, key));
-  if (!v.ok())
-    return v.error();
-  target = std::move(v).value();
-  return okStatus();
-}
-
-Status optBool(const YAML::Node& parent, const char* key, const std::string& parent_path,
-               bool& target) {
-  auto node = yaml::child(parent, key);
-  if (!yaml::isSet(node))
-    return okStatus();
-  auto v = yaml::readBool(node, yaml::joinPath(parent_path, key));
-  if (!v.ok())
-    return v.error();
-  target = v.value();
-  return okStatus();
 }
 
 // Reads an integer setting no smaller than `min`, and records the validated value in `raw` so that

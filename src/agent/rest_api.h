@@ -38,11 +38,6 @@ Result<int64_t> parseLagBytes(const std::string& text);
 
 class ClusterActions;
 
-// Whether `authorization` (the request's Authorization header) carries HTTP basic credentials equal
-// to `username`:`password`. The comparison takes the same time wherever the header differs.
-bool basicAuthMatches(const std::string& authorization, const std::string& username,
-                      const std::string& password);
-
 class RestServer {
  public:
   using StatusProvider = std::function<AgentStatus()>;

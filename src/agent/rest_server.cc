@@ -5,7 +5,7 @@
 
 #include "agent/cluster_actions.h"
 #include "agent/rest_api.h"
-#include "common/base64.h"
+#include "common/basic_auth.h"
 
 namespace pgf {
 namespace {

@@ -83,3 +83,12 @@ inline void ignoreError(R&& /*result*/, const char* /*why*/) {}
     if (!pgf_try_r_.ok())                      \
       return pgf_try_r_.error().wrap(context); \
   } while (0)
+
+// Returns the error of `expr` (a Result) from the enclosing function as it is, for messages that
+// already say everything (a configuration error naming its key).
+#define PGF_RETURN_IF_ERROR(expr) \
+  do {                            \
+    auto pgf_try_r_ = (expr);     \
+    if (!pgf_try_r_.ok())         \
+      return pgf_try_r_.error();  \
+  } while (0)

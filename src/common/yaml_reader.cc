@@ -134,6 +134,30 @@ Result<bool> readBool(const YAML::Node& node, std::string_view path) {
   return *v;
 }
 
+Status optString(const YAML::Node& parent, const char* key, std::string_view parent_path,
+                 std::string& target) {
+  auto node = child(parent, key);
+  if (!isSet(node))
+    return okStatus();
+  auto v = readString(node, joinPath(parent_path, key));
+  if (!v.ok())
+    return v.error();
+  target = std::move(v).value();
+  return okStatus();
+}
+
+Status optBool(const YAML::Node& parent, const char* key, std::string_view parent_path,
+               bool& target) {
+  auto node = child(parent, key);
+  if (!isSet(node))
+    return okStatus();
+  auto v = readBool(node, joinPath(parent_path, key));
+  if (!v.ok())
+    return v.error();
+  target = v.value();
+  return okStatus();
+}
+
 Result<std::vector<std::string>> readStringList(const YAML::Node& node, std::string_view path) {
   if (!node.IsSequence())
     return configError(path, fmt::format("must be a list of strings, got {}", describe(node)));

@@ -40,6 +40,13 @@ Result<bool> readBool(const YAML::Node& node, std::string_view path);
 // A list of strings; a single scalar is not accepted.
 Result<std::vector<std::string>> readStringList(const YAML::Node& node, std::string_view path);
 
+// Read `parent`'s child `key` into `target` when it is set (leaving `target` alone otherwise);
+// `parent_path` names `parent` in error messages.
+Status optString(const YAML::Node& parent, const char* key, std::string_view parent_path,
+                 std::string& target);
+Status optBool(const YAML::Node& parent, const char* key, std::string_view parent_path,
+               bool& target);
+
 // The node must be a mapping (or unset, which reads as an empty mapping).
 Status expectMap(const YAML::Node& node, std::string_view path);
 

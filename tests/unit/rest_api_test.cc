@@ -14,6 +14,7 @@
 #include "agent/cluster_actions.h"
 #include "agent/metrics.h"
 #include "common/base64.h"
+#include "common/basic_auth.h"
 #include "dcs/memory/memory_dcs.h"
 #include "dcs/memory/memory_store.h"
 #include "fakes/fake_clock.h"

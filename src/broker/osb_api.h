@@ -1,0 +1,48 @@
+// The Open Service Broker API's HTTP surface (../shared/OSB.md). Every request passes the
+// transport rules of §1 before it reaches an endpoint:
+//   - HTTP basic authentication: anything else is 401 (with WWW-Authenticate), checked first, so
+//     that nothing is told to a client without the credentials;
+//   - X-Broker-API-Version: 2.13 or later in 2.x; missing, empty, malformed or older is 412;
+//   - X-Broker-API-Request-Identity is echoed on the answer;
+//   - every answer with a body is JSON, errors as {"error": "CamelCaseCode", "description": "..."}
+//     (the code only where the spec names one) and an unknown path is a JSON 404.
+// Endpoints: GET /v2/catalog.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+
+#include "broker/catalog.h"
+#include "common/http_server.h"
+
+namespace pgf {
+
+// The oldest X-Broker-API-Version accepted (platforms still send 2.13 and 2.14).
+inline constexpr int kOsbMinMinor = 13;
+
+// (major, minor) of an X-Broker-API-Version value ("2.17"); nullopt unless it is two decimal
+// numbers joined by a dot.
+std::optional<std::pair<int, int>> parseApiVersion(std::string_view text);
+
+// A JSON error answer; `code` may be "" (the body then carries only the description).
+HttpReply osbError(int status, std::string_view code, std::string_view description);
+
+class OsbApi {
+ public:
+  OsbApi(Catalog catalog, std::string username, std::string password);
+
+  // Answers one request; never throws (an internal failure is a JSON 500).
+  HttpReply handle(const HttpRequest& req) const;
+
+ private:
+  HttpReply route(const HttpRequest& req) const;
+
+  Catalog catalog_;
+  std::string catalog_body_;  // the catalog never changes while the broker runs
+  std::string username_;
+  std::string password_;
+};
+
+}  // namespace pgf
