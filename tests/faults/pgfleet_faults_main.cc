@@ -126,6 +126,26 @@ std::optional<std::string> queryOne(const FaultCluster& cluster, int node, const
   return *r->rows[0][0];
 }
 
+// What each member says about itself (GET /patroni), for a schedule that did not converge.
+std::vector<std::string> memberStates(const FaultCluster& cluster) {
+  std::vector<std::string> out;
+  for (int i = 0; i < cluster.nodes(); ++i) {
+    std::string body;
+    const int code = cluster.restGet(i, "/patroni", &body);
+    auto doc = nlohmann::json::parse(body, nullptr, false);
+    if (code == 0 || !doc.is_object()) {
+      out.push_back(fmt::format("{} says nothing (status {})", cluster.node(i), code));
+      continue;
+    }
+    nlohmann::json brief = nlohmann::json::object();
+    for (const char* key : {"role", "state", "timeline", "xlog", "replication"})
+      if (doc.contains(key))
+        brief[key] = doc[key];
+    out.push_back(fmt::format("{} says {}", cluster.node(i), brief.dump()));
+  }
+  return out;
+}
+
 // One primary, every other node streaming from it on its timeline.
 bool converge(const FaultCluster& cluster, Millis timeout, std::string* why) {
   const auto deadline = SteadyClock::now() + timeout;
@@ -301,6 +321,8 @@ class Runner {
     o.recovery_ms = workload.nowMs() - healed_at;
     if (!converged) {
       o.violations.push_back(why);
+      for (auto& state : memberStates(cluster))
+        o.notes.push_back(std::move(state));
       healthy_ = false;
     }
     // The cluster takes writes again.
