@@ -340,6 +340,9 @@ std::string FaultCluster::logTails(int lines) const {
   for (int i = 0; i < options_.nodes; ++i)
     out += fmt::format("---- {} agent log (last {} lines)\n{}", node(i), lines,
                        fileTail(fmt::format("{}/{}.agent.log", dir_, node(i)), lines));
+  for (int i = 0; i < options_.nodes; ++i)
+    out += fmt::format("---- {} postgresql log (last 15 lines)\n{}", node(i),
+                       fileTail(fmt::format("{}/{}/{}.log", dir_, node(i), node(i)), 15));
   for (int k = 0; k < options_.etcd_members; ++k)
     out += fmt::format("---- {} log (last 5 lines)\n{}", etcdHost(k),
                        fileTail(fmt::format("{}/{}.log", dir_, etcdHost(k)), 5));
