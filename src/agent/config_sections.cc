@@ -13,12 +13,9 @@
 namespace pgf {
 namespace {
 
+using yaml::configError;
 using yaml::optBool;
 using yaml::optString;
-
-Error configError(const std::string& path, const std::string& what) {
-  return makeError(ErrorCode::kConfig, fmt::format("{}: {}", path, what));
-}
 
 // Reads an integer setting no smaller than `min`, and records the validated value in `raw` so that
 // the DCS "config" key holds a number even where the YAML quoted it.

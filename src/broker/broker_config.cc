@@ -11,12 +11,10 @@
 namespace pgf {
 namespace {
 
+using yaml::configError;
+
 // Shorter operator passwords are accepted, with a warning.
 constexpr size_t kShortPassword = 12;
-
-Error configError(std::string_view path, std::string_view what) {
-  return makeError(ErrorCode::kConfig, fmt::format("{}: {}", path, what));
-}
 
 // The file's value of broker.<key>, replaced by the environment variable `var` when it is set.
 Status setting(const YAML::Node& broker, const char* key, const char* var, const EnvLookup& env,

@@ -21,7 +21,7 @@ struct BrokerConfig {
   std::string password;
   std::string state_dir;          // the store and every local instance's files
   std::vector<std::string> etcd;  // host:port of an external etcd; empty: the broker starts one
-  std::string log_level = "INFO";
+  std::string log_level = "info";
   Catalog catalog;
 };
 

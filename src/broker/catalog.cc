@@ -1,5 +1,6 @@
 #include "broker/catalog.h"
 
+#include <cctype>
 #include <set>
 
 #include <fmt/format.h>
@@ -9,14 +10,12 @@
 namespace pgf {
 namespace {
 
+using yaml::configError;
+
 // OSB §2: a JSON schema in the catalog is at most 64 kB.
 constexpr size_t kMaxSchemaBytes = 64 * 1024;
 // OSB §2 recommends strings of at most 255 characters.
 constexpr size_t kMaxText = 255;
-
-Error configError(std::string_view path, std::string_view what) {
-  return makeError(ErrorCode::kConfig, fmt::format("{}: {}", path, what));
-}
 
 // CLI-friendly names, as OSB recommends: letters, digits, '.', '_' and '-'.
 bool isCliName(std::string_view name) {

@@ -8,11 +8,12 @@
 #include <fmt/format.h>
 
 namespace pgf::yaml {
-namespace {
 
 Error configError(std::string_view path, std::string_view what) {
   return makeError(ErrorCode::kConfig, fmt::format("{}: {}", path, what));
 }
+
+namespace {
 
 std::string lower(std::string_view s) {
   std::string out(s);

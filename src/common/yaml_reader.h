@@ -21,6 +21,9 @@
 
 namespace pgf::yaml {
 
+// A kConfig error "<path>: <what>".
+Error configError(std::string_view path, std::string_view what);
+
 // Parses a whole document. A syntax error names its line and column (1-based).
 Result<YAML::Node> parseDocument(const std::string& text);
 

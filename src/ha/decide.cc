@@ -211,17 +211,19 @@ Step halfRewound(const HaInput& in) {
   if (!in.pg.rewind_failed || in.pg.running || in.pg.data_dir_empty)
     return std::nullopt;
   const std::string* leader = leaderName(in);
-  if (leader && *leader != in.self)
+  const bool another_leads = leader && *leader != in.self;
+  if (another_leads)
     if (Step s = recloneFrom(in, *leader, "data directory left by a failed pg_rewind"))
       return s;
+  const char* waiting = !another_leads              ? "waiting for a leader to clone from"
+                        : in.memory.reclone_refused ? "setting it aside was refused, waiting for "
+                                                      "pgfleetctl reinit"
+                                                    : "reclone_on_rewind_failure is off, waiting "
+                                                      "for pgfleetctl reinit";
   return make(Action::kNone,
-              std::string("not starting PostgreSQL: a failed pg_rewind left the data directory "
-                          "unusable; ") +
-                  (leader && *leader != in.self && !in.memory.reclone_refused
-                       ? "reclone_on_rewind_failure is off, waiting for pgfleetctl reinit"
-                   : leader && *leader != in.self
-                       ? "setting it aside was refused, waiting for pgfleetctl reinit"
-                       : "waiting for a leader to clone from"));
+              fmt::format("not starting PostgreSQL: a failed pg_rewind left the data directory "
+                          "unusable; {}",
+                          waiting));
 }
 
 Step emptyDataDirectory(const HaInput& in) {

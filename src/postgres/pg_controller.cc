@@ -499,9 +499,10 @@ Status LocalPostgresController::rewind(const UpstreamConn& source) {
   spdlog::info("running pg_rewind on {} from {}:{}", data_dir_, source.host, source.port);
   auto run = runPgRewind(tool(), data_dir_, conninfo, timeouts_.rewind);
   if (!run.ok()) {
-    // pg_rewind may have rewritten part of the directory before it failed: mark it, so that no
-    // later loop (nor a restarted agent) rewinds or starts it again.
-    if (!run.error().retryable)
+    // pg_rewind may have rewritten part of the directory before it failed or was killed at its
+    // timeout: mark it, so that no later loop (nor a restarted agent) rewinds or starts it again.
+    // Only a source it could not connect to leaves the directory untouched.
+    if (run.error().code != ErrorCode::kPostgresUnavailable)
       ignoreError(writeFileAtomically(data_dir_ + "/" + kRewindFailedMarker,
                                       run.error().message + "\n", 0600),
                   "the agent remembers the failure until it restarts");
