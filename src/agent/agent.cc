@@ -826,6 +826,8 @@ void Agent::execute(const Decision& d, const HaInput& in) {
       }
       if (failsafe && in.pg.running && !in.pg.in_recovery)
         failsafeRound();
+      if (renewed && cluster)
+        completeHistory(*cluster, in.pg);
       return;
     }
 
@@ -873,9 +875,7 @@ void Agent::execute(const Decision& d, const HaInput& in) {
       if (cluster) {
         // The exact fork point is in the new timeline's history file; the position probed before
         // the promotion is only a lower bound of it.
-        int64_t fork = readTimelineSwitch(config_.postgresql.data_dir, in.pg.timeline + 1)
-                           .value_or(in.pg.wal_position);
-        recordPromotion(*cluster, in.pg.timeline, fork, reason);
+        recordPromotion(*cluster, in.pg.timeline, in.pg.wal_position, reason);
       }
       std::lock_guard<std::mutex> lk(mu_);
       status_.counters.promotions++;
@@ -1076,12 +1076,44 @@ bool Agent::startStandby(const UpstreamConn& up, const std::string& source, cons
   return true;
 }
 
-void Agent::recordPromotion(const ClusterView& cluster, int old_timeline, int64_t switch_lsn,
+void Agent::recordPromotion(const ClusterView& cluster, int old_timeline, int64_t lower_bound,
                             const std::string& reason) {
-  nlohmann::json history = cluster.history.is_array() ? cluster.history : nlohmann::json::array();
-  history.push_back(
-      {old_timeline, switch_lsn, reason, formatIsoTime(clock_.wallNow()), config_.name});
+  // The new timeline is the one our WAL is written on now; the probe before the promotion may
+  // have named an older one than our parent (a standby that had not streamed since a restart).
+  LocalPostgres now = pg_->probe();
+  int timeline = now.running && !now.in_recovery && now.timeline > old_timeline ? now.timeline
+                                                                                : old_timeline + 1;
+  HistoryAuthor author{reason, formatIsoTime(clock_.wallNow()), config_.name};
+  std::vector<TimelineSwitch> lineage;
+  if (now.timeline == timeline)
+    lineage = now.lineage;
+  if (lineage.empty() || lineage.back().parent != timeline - 1)
+    lineage = {{timeline - 1, lower_bound}};
+  // Only the switch into our new timeline is this promotion's; earlier ones are filled in as
+  // found in the file.
+  HistoryAuthor inherited{"found in " + config_.name + "'s timeline history", author.time,
+                          config_.name};
+  std::vector<TimelineSwitch> earlier(lineage.begin(), lineage.end() - 1);
+  nlohmann::json history = cluster.history;
+  if (auto filled = completedHistory(history, earlier, inherited))
+    history = std::move(*filled);
+  if (auto filled = completedHistory(history, {lineage.back()}, author))
+    history = std::move(*filled);
   auto st = dcs_->setHistory(history);
+  if (!st.ok())
+    spdlog::warn("writing history: {}", st.error().message);
+}
+
+void Agent::completeHistory(const ClusterView& cluster, const LocalPostgres& pg) {
+  if (!pg.running || pg.in_recovery || pg.lineage.empty())
+    return;
+  HistoryAuthor author{"found in " + config_.name + "'s timeline history",
+                       formatIsoTime(clock_.wallNow()), config_.name};
+  auto filled = completedHistory(cluster.history, pg.lineage, author);
+  if (!filled)
+    return;
+  spdlog::info("completing the cluster's history from timeline {}'s history file", pg.timeline);
+  auto st = dcs_->setHistory(*filled);
   if (!st.ok())
     spdlog::warn("writing history: {}", st.error().message);
 }

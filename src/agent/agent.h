@@ -138,8 +138,13 @@ class Agent {
                                           bool cascade = false) const;
   // Starts PostgreSQL as a standby of `up` (member `source`); logs a failure as "starting <what>".
   bool startStandby(const UpstreamConn& up, const std::string& source, const char* what);
-  void recordPromotion(const ClusterView& cluster, int old_timeline, int64_t switch_lsn,
+  // Writes our promotion into the cluster's history: every switch of our timeline's history file
+  // that the DCS history lacks, the last one with `reason`.
+  void recordPromotion(const ClusterView& cluster, int old_timeline, int64_t lower_bound,
                        const std::string& reason);
+  // As the leader, completes a DCS history that lacks a switch of our timeline's lineage (its
+  // write after a promotion failed): replicas judge divergence by it.
+  void completeHistory(const ClusterView& cluster, const LocalPostgres& pg);
   MonoTime nextCycleAt() const;
 
   AgentConfig config_;

@@ -20,6 +20,7 @@
 #include "postgres/replication_slots.h"
 #include "postgres/rewind.h"
 #include "postgres/roles.h"
+#include "postgres/timeline.h"
 
 namespace pgf {
 namespace {
@@ -241,6 +242,8 @@ LocalPostgres LocalPostgresController::probe() {
       st.following_host = fmt::format("{}:{}", upstream_->host, upstream_->port);
   }
   keepStandbyTimeline(st);
+  if (auto lineage = readTimelineHistory(data_dir_, st.timeline))
+    st.lineage = std::move(*lineage);
   return st;
 }
 

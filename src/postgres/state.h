@@ -5,6 +5,9 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
+
+#include "postgres/timeline.h"
 
 namespace pgf {
 
@@ -38,6 +41,9 @@ struct LocalPostgres {
   // A pg_rewind into this data directory ran and failed (kRewindFailedMarker is there): its files
   // may be half rewound, so it is neither rewound again nor started until it is cloned afresh.
   bool rewind_failed = false;
+  // The switches of our timeline's history file (pg_wal/<timeline>.history): where each ancestor
+  // of our timeline ended on our branch. Empty on timeline 1 or when the file cannot be read.
+  std::vector<TimelineSwitch> lineage;
 
   // The cluster last ran as a primary (running or crashed), so it may hold WAL its new leader
   // lacks.

@@ -9,24 +9,33 @@
 
 namespace pgf {
 
-std::optional<int64_t> parseTimelineSwitch(const std::string& history_text) {
-  std::optional<int64_t> last;
+std::vector<TimelineSwitch> parseTimelineHistory(const std::string& history_text) {
+  std::vector<TimelineSwitch> switches;
   std::istringstream in(history_text);
   for (std::string line; std::getline(in, line);) {
     if (line.empty() || line[0] == '#')
       continue;
     std::istringstream fields(line);
-    std::string parent, position;
-    if (!(fields >> parent >> position))
+    int parent = 0;
+    std::string position;
+    if (!(fields >> parent >> position) || parent <= 0)
       continue;
     auto lsn = parseLsn(position);
     if (lsn.ok())
-      last = *lsn;
+      switches.push_back({parent, *lsn});
   }
-  return last;
+  return switches;
 }
 
-std::optional<int64_t> readTimelineSwitch(const std::string& data_dir, int timeline) {
+std::optional<int64_t> parseTimelineSwitch(const std::string& history_text) {
+  auto switches = parseTimelineHistory(history_text);
+  if (switches.empty())
+    return std::nullopt;
+  return switches.back().position;
+}
+
+std::optional<std::vector<TimelineSwitch>> readTimelineHistory(const std::string& data_dir,
+                                                               int timeline) {
   if (timeline <= 1)
     return std::nullopt;
   std::ifstream file(fmt::format("{}/pg_wal/{:08X}.history", data_dir, timeline));
@@ -34,7 +43,16 @@ std::optional<int64_t> readTimelineSwitch(const std::string& data_dir, int timel
     return std::nullopt;
   std::stringstream text;
   text << file.rdbuf();
-  return parseTimelineSwitch(text.str());
+  if (file.bad())
+    return std::nullopt;
+  return parseTimelineHistory(text.str());
+}
+
+std::optional<int64_t> readTimelineSwitch(const std::string& data_dir, int timeline) {
+  auto switches = readTimelineHistory(data_dir, timeline);
+  if (!switches || switches->empty())
+    return std::nullopt;
+  return switches->back().position;
 }
 
 }  // namespace pgf

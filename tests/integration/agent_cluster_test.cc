@@ -1,7 +1,8 @@
 // The agent against real etcd, PostgreSQL 15 and HAProxy on loopback: bootstrap, failover after a
 // SIGKILL of the primary's agent and server, rejoin with pg_rewind, restart of a crashed server,
 // etcd loss (no writer once the ttl has passed), a clean stop handing over at once, and a former
-// primary cloned again after its pg_rewind failed.
+// primary cloned again after its pg_rewind failed, and a leader completing a history that lacks
+// its promotion.
 #include <signal.h>
 #include <sys/stat.h>
 
@@ -19,6 +20,8 @@
 #include <nlohmann/json.hpp>
 
 #include "common/process.h"
+#include "dcs/etcd/etcd_dcs.h"
+#include "postgres/timeline.h"
 
 #include "support/cluster_test.h"
 
@@ -149,6 +152,59 @@ TEST_F(AgentClusterTest, KillingPrimaryAgentAndServerFailsOverAndOldPrimaryRejoi
   // The killed node comes back, is rewound if needed, and streams every row the new primary has.
   ASSERT_NO_FATAL_FAILURE(expectRejoinWithEveryRow(old, *now_primary));
   EXPECT_TRUE(cluster_->waitHealthy(Millis(seconds(60))));
+}
+
+// Replicas judge divergence by the history key. A promotion whose write of it was lost (etcd cut
+// off right after the promotion) or that recorded a wrong position is completed by the leader from
+// its own timeline history file.
+TEST_F(AgentClusterTest, TheLeaderCompletesAHistoryThatLacksOrMisplacesItsPromotion) {
+  startCluster({.ttl = 5, .loop_wait = 1, .retry_timeout = 2});
+  int old = -1;
+  ASSERT_NO_FATAL_FAILURE(killThePrimaryAfterRows(10, &old));
+  ASSERT_TRUE(writeThroughHaproxy("INSERT INTO t (v) VALUES ('after')", Millis(seconds(60))));
+  auto primary = cluster_->primaryIndex();
+  ASSERT_TRUE(primary.has_value());
+  auto tl = cluster_->query(cluster_->nodeParams(*primary),
+                            "SELECT ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, "
+                            "8))::bit(32)::int AS tl");
+  ASSERT_TRUE(tl.ok() && tl->rows.size() == 1);
+  int timeline = std::stoi(tl->get(0, "tl").value_or("0"));
+  ASSERT_GE(timeline, 2);
+  auto lineage = readTimelineHistory(cluster_->dataDir(*primary), timeline);
+  ASSERT_TRUE(lineage && !lineage->empty());
+  const TimelineSwitch fork = lineage->back();
+
+  auto historyNamesTheFork = [&] {
+    std::string body;
+    if (cluster_->restGet(*primary, "/history", &body) != 200)
+      return false;
+    auto h = nlohmann::json::parse(body, nullptr, false);
+    if (!h.is_array())
+      return false;
+    for (const auto& e : h)
+      if (e.is_array() && e.size() >= 2 && e[0] == fork.parent)
+        return e[1] == fork.position;
+    return false;
+  };
+  EXPECT_TRUE(waitUntil(historyNamesTheFork, Millis(seconds(10))));
+
+  EtcdDcsOptions o;
+  o.endpoints = {cluster_->etcdEndpoint()};
+  o.scope = "itest";
+  o.name = "intruder";
+  auto dcs = makeEtcdDcs(o);
+  ASSERT_TRUE(dcs.ok()) << dcs.error().message;
+  ASSERT_TRUE((*dcs)->setHistory(nlohmann::json::array()).ok());
+  EXPECT_TRUE(waitUntil(historyNamesTheFork, Millis(seconds(10))))
+      << "an empty history was not completed\n"
+      << cluster_->logTails();
+  ASSERT_TRUE((*dcs)
+                  ->setHistory(nlohmann::json::array(
+                      {{fork.parent, fork.position - 8, "a lower bound", "t", "node"}}))
+                  .ok());
+  EXPECT_TRUE(waitUntil(historyNamesTheFork, Millis(seconds(10))))
+      << "a misplaced switch was not corrected\n"
+      << cluster_->logTails();
 }
 
 TEST_F(AgentClusterTest, KillingOnlyThePrimaryAgentNeverLeavesTwoWriters) {
