@@ -1,6 +1,7 @@
 #include "common/process.h"
 
 #include <fcntl.h>
+#include <grp.h>
 #include <poll.h>
 #include <pwd.h>
 #include <signal.h>
@@ -78,7 +79,8 @@ std::vector<std::string> buildEnv(const std::map<std::string, std::string>& extr
   }
   for (int fd = 3; fd < 1024; ++fd)
     close(fd);
-  if (spec.gid && setgid(*spec.gid) != 0)
+  // Dropping to another user drops the caller's supplementary groups too.
+  if (spec.gid && (setgroups(1, &*spec.gid) != 0 || setgid(*spec.gid) != 0))
     _exit(126);
   if (spec.uid && setuid(*spec.uid) != 0)
     _exit(126);

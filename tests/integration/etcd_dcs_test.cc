@@ -15,7 +15,7 @@
 #include <gtest/gtest.h>
 #include <httplib.h>
 
-#include "dcs/etcd/base64.h"
+#include "common/base64.h"
 #include "fakes/dcs_contract.h"
 #include "support/etcd_process.h"
 #include "support/ports.h"

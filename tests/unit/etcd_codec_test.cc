@@ -2,7 +2,7 @@
 // gateway's int64-as-string fields, error answers and option validation.
 #include <gtest/gtest.h>
 
-#include "dcs/etcd/base64.h"
+#include "common/base64.h"
 #include "dcs/etcd/etcd_client.h"
 #include "dcs/etcd/json_stream.h"
 

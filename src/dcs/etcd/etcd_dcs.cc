@@ -2,8 +2,8 @@
 
 #include <fmt/format.h>
 
+#include "common/base64.h"
 #include "dcs/cluster_view_builder.h"
-#include "dcs/etcd/base64.h"
 
 namespace pgf {
 namespace {

@@ -5,8 +5,8 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "common/base64.h"
 #include "common/http_client.h"
-#include "dcs/etcd/base64.h"
 #include "dcs/etcd/json_stream.h"
 
 namespace pgf {
