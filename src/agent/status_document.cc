@@ -62,6 +62,8 @@ void addRunningFields(const AgentStatus& s, WallTime wall, nlohmann::json& r) {
         isSyncStandby(*s.cluster, s.name))
       r["sync_standby"] = true;
     r["timeline"] = replicaTimeline(s);
+    // As Patroni 3 says it: whether the WAL receiver streams from its upstream.
+    r["replication_state"] = s.pg.streaming ? "streaming" : "in archive recovery";
   } else {
     r["xlog"] = {{"location", s.pg.wal_position}};
     r["timeline"] = s.pg.timeline;
