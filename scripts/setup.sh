@@ -8,7 +8,7 @@ packages=(
   build-essential cmake ninja-build ccache pkg-config clang-format
   libgtest-dev libgmock-dev libbenchmark-dev
   nlohmann-json3-dev libyaml-cpp-dev libcpp-httplib-dev libssl-dev
-  libpq-dev libspdlog-dev libfmt-dev libcli11-dev libsqlite3-dev
+  libpq-dev libspdlog-dev libfmt-dev libcli11-dev libsqlite3-dev libkainjow-mustache-dev
   postgresql-15 postgresql-client-15 postgresql-contrib
   etcd-server etcd-client haproxy pgbouncer pgbackrest patroni
   iproute2 procps curl

@@ -14,6 +14,7 @@
 #include <httplib.h>
 
 #include "common/process.h"
+#include "deploy/local_backend.h"
 #include "support/etcd_process.h"
 #include "support/ports.h"
 #include "support/test_files.h"
@@ -256,34 +257,12 @@ void LocalCluster::killPostmaster(int i) {
 }
 
 Status LocalCluster::startHaproxy() {
-  std::string cfg = fmt::format(R"(global
-  maxconn 200
-defaults
-  mode tcp
-  timeout connect 2s
-  timeout client 30m
-  timeout server 30m
-  timeout check 1s
-listen primary
-  bind 127.0.0.1:{}
-  option httpchk OPTIONS /primary
-  http-check expect status 200
-  default-server inter 500ms fall 1 rise 1 on-marked-down shutdown-sessions
-)",
-                                rw_port_);
+  DeploymentManifest m;
   for (int i = 0; i < nodes(); ++i)
-    cfg += fmt::format("  server {} 127.0.0.1:{} check port {}\n", name(i), ports_[i].pg,
-                       ports_[i].api);
-  cfg += fmt::format(R"(listen replicas
-  bind 127.0.0.1:{}
-  option httpchk OPTIONS /replica
-  http-check expect status 200
-  default-server inter 500ms fall 1 rise 1 on-marked-down shutdown-sessions
-)",
-                     ro_port_);
-  for (int i = 0; i < nodes(); ++i)
-    cfg += fmt::format("  server {} 127.0.0.1:{} check port {}\n", name(i), ports_[i].pg,
-                       ports_[i].api);
+    m.nodes.push_back({name(i), ports_[i].pg, ports_[i].api, ""});
+  m.read_write_port = rw_port_;
+  m.read_only_port = ro_port_;
+  const std::string cfg = haproxyConfig(m);
   std::string path = dir_ + "/haproxy.cfg";
   writeFile(path, cfg, 0644);
   CommandSpec spec;
