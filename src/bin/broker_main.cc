@@ -10,10 +10,17 @@
 #include <spdlog/spdlog.h>
 #include <CLI/CLI.hpp>
 
+#include <unistd.h>
+
 #include "broker/broker_config.h"
+#include "broker/instances.h"
 #include "broker/osb_api.h"
+#include "broker/store.h"
 #include "common/http_server.h"
 #include "common/log.h"
+#include "common/process.h"
+#include "deploy/embedded_etcd.h"
+#include "deploy/local_backend.h"
 
 int main(int argc, char** argv) {
   CLI::App app{
@@ -49,13 +56,69 @@ int main(int argc, char** argv) {
     return 0;
   }
 
+  // Others may pass through to the instances' own private directories; the store is 0600.
   std::error_code ec;
   std::filesystem::create_directories(config.state_dir, ec);
-  if (ec || ::chmod(config.state_dir.c_str(), 0700) != 0) {
+  if (ec || ::chmod(config.state_dir.c_str(), 0711) != 0) {
     spdlog::critical("state directory {}: {}", config.state_dir,
                      ec ? ec.message() : std::strerror(errno));
     return 2;
   }
+  auto store = pgf::Store::open(config.state_dir + "/broker.db");
+  if (!store.ok()) {
+    spdlog::critical("{}", store.error().message);
+    return 2;
+  }
+
+  std::vector<std::string> etcd_hosts = config.etcd;
+  if (etcd_hosts.empty()) {
+    // Started and owned by the broker, and left running when it stops: the nodes need it.
+    pgf::EmbeddedEtcdOptions eo;
+    eo.state_dir = config.state_dir;
+    eo.client_port = config.embedded_etcd_port;
+    eo.peer_port = config.embedded_etcd_peer_port;
+    if (::geteuid() == 0) {
+      auto ids = pgf::lookupUser(config.run_as);
+      if (!ids.ok()) {
+        spdlog::critical("broker.run_as: {}", ids.error().message);
+        return 2;
+      }
+      eo.uid = ids->first;
+      eo.gid = ids->second;
+    }
+    pgf::EmbeddedEtcd etcd(eo);
+    if (auto st = etcd.start(pgf::Millis(60000)); !st.ok()) {
+      spdlog::critical("the embedded etcd: {}", st.error().message);
+      return 2;
+    }
+    spdlog::info("embedded etcd on {} (data in {})", etcd.endpoint(), etcd.dataDir());
+    etcd_hosts = {etcd.endpoint()};
+  }
+
+  pgf::LocalBackendOptions bo;
+  bo.state_dir = config.state_dir;
+  bo.run_as = config.run_as;
+  bo.etcd = etcd_hosts;
+  bo.agent_bin = config.agent_bin;
+  if (bo.agent_bin.empty())
+    bo.agent_bin =
+        (std::filesystem::read_symlink("/proc/self/exe", ec).parent_path() / "pgfleet-agent")
+            .string();
+  auto backend = pgf::LocalBackend::create(bo);
+  if (!backend.ok()) {
+    spdlog::critical("{}", backend.error().message);
+    return 2;
+  }
+
+  pgf::InstanceServiceOptions io;
+  io.catalog = config.catalog;
+  io.templates_dir = config.templates_dir;
+  io.etcd_hosts = etcd_hosts;
+  io.port_low = config.port_low;
+  io.port_high = config.port_high;
+  io.pg_bin_dir = config.pg_bin_dir;
+  pgf::InstanceService instances(io, **store, **backend);
+  instances.resumeUnfinished();
 
   sigset_t signals;
   sigemptyset(&signals);
@@ -64,7 +127,7 @@ int main(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
-  pgf::OsbApi api(config.catalog, config.username, config.password);
+  pgf::OsbApi api(config.catalog, config.username, config.password, &instances);
   pgf::HttpServer server([&api](const pgf::HttpRequest& req) { return api.handle(req); });
   if (auto st = server.start(config.listen_host, config.listen_port); !st.ok()) {
     spdlog::critical("listening on {}:{}: {}", config.listen_host, config.listen_port,

@@ -1,11 +1,15 @@
 #include "broker/broker_config.h"
 
+#include <cstdio>
+#include <filesystem>
+
 #include <cstdlib>
 
 #include <fmt/format.h>
 
 #include "agent/config_sections.h"
 #include "common/yaml_reader.h"
+#include "deploy/template.h"
 #include "postgres/data_dir.h"
 
 namespace pgf {
@@ -33,7 +37,9 @@ Status parseRoot(const YAML::Node& root, const EnvLookup& env, LoadedBrokerConfi
 
   auto broker = yaml::child(root, "broker");
   PGF_RETURN_IF_ERROR(yaml::expectMap(broker, "broker"));
-  yaml::warnUnknownKeys(broker, "broker", {"listen", "username", "password", "state_dir"},
+  yaml::warnUnknownKeys(broker, "broker",
+                        {"listen", "username", "password", "state_dir", "templates_dir", "ports",
+                         "run_as", "pg_bin_dir", "agent_bin"},
                         out.warnings);
   std::string listen = fmt::format("{}:{}", c.listen_host, c.listen_port);
   PGF_RETURN_IF_ERROR(setting(broker, "listen", "PGFLEET_BROKER_LISTEN", env, listen));
@@ -62,6 +68,26 @@ Status parseRoot(const YAML::Node& root, const EnvLookup& env, LoadedBrokerConfi
     return configError("broker.state_dir",
                        fmt::format("must be an absolute path, got \"{}\"", c.state_dir));
 
+  PGF_RETURN_IF_ERROR(yaml::optString(broker, "templates_dir", "broker", c.templates_dir));
+  PGF_RETURN_IF_ERROR(yaml::optString(broker, "run_as", "broker", c.run_as));
+  PGF_RETURN_IF_ERROR(yaml::optString(broker, "pg_bin_dir", "broker", c.pg_bin_dir));
+  PGF_RETURN_IF_ERROR(yaml::optString(broker, "agent_bin", "broker", c.agent_bin));
+  if (auto ports = yaml::child(broker, "ports"); yaml::isSet(ports)) {
+    auto text = yaml::readString(ports, "broker.ports");
+    if (!text.ok())
+      return text.error();
+    int low = 0, high = 0;
+    char dash = 0, rest = 0;
+    if (std::sscanf(text->c_str(), "%d%c%d%c", &low, &dash, &high, &rest) != 3 || dash != '-' ||
+        low < 1024 || high > 65535 || high - low < 15)
+      return configError("broker.ports",
+                         fmt::format("must be a range LOW-HIGH of at least 16 ports within "
+                                     "1024-65535, got \"{}\"",
+                                     *text));
+    c.port_low = low;
+    c.port_high = high;
+  }
+
   auto log = yaml::child(root, "log");
   PGF_RETURN_IF_ERROR(yaml::expectMap(log, "log"));
   yaml::warnUnknownKeys(log, "log", {"level"}, out.warnings);
@@ -69,7 +95,25 @@ Status parseRoot(const YAML::Node& root, const EnvLookup& env, LoadedBrokerConfi
 
   auto etcd = yaml::child(root, "etcd");
   PGF_RETURN_IF_ERROR(yaml::expectMap(etcd, "etcd"));
-  yaml::warnUnknownKeys(etcd, "etcd", {"hosts"}, out.warnings);
+  yaml::warnUnknownKeys(etcd, "etcd", {"hosts", "embedded_port", "embedded_peer_port"},
+                        out.warnings);
+  for (auto [key, target] : {std::pair{"embedded_port", &c.embedded_etcd_port},
+                             std::pair{"embedded_peer_port", &c.embedded_etcd_peer_port}}) {
+    auto port = yaml::child(etcd, key);
+    if (!yaml::isSet(port))
+      continue;
+    const std::string where = std::string("etcd.") + key;
+    auto v = yaml::readInt(port, where);
+    if (!v.ok())
+      return v.error();
+    if (*v < 1 || *v > 65535)
+      return configError(where, fmt::format("{} is not a port", *v));
+    *target = static_cast<int>(*v);
+  }
+  if (c.embedded_etcd_peer_port == 0)
+    c.embedded_etcd_peer_port = c.embedded_etcd_port + 1;
+  if (c.embedded_etcd_peer_port == c.embedded_etcd_port || c.embedded_etcd_peer_port > 65535)
+    return configError("etcd.embedded_peer_port", "must be a port other than embedded_port");
   if (auto hosts = yaml::child(etcd, "hosts"); yaml::isSet(hosts)) {
     auto list = yaml::readStringList(hosts, "etcd.hosts");
     if (!list.ok())
@@ -118,7 +162,27 @@ Result<LoadedBrokerConfig> loadBrokerConfigFile(const std::string& path, const E
   auto text = readFile(path);
   if (!text.ok())
     return text.error();
-  return parseBrokerConfig(*text, env);
+  auto loaded = parseBrokerConfig(*text, env);
+  if (!loaded.ok())
+    return loaded;
+  BrokerConfig& c = loaded->config;
+  const std::filesystem::path base = std::filesystem::absolute(path).parent_path();
+  if (c.templates_dir.empty())
+    c.templates_dir = (base / "templates").string();
+  else if (c.templates_dir.front() != '/')
+    c.templates_dir = (base / c.templates_dir).lexically_normal().string();
+  for (const auto& plan : c.catalog.plans) {
+    const std::string file = c.templates_dir + "/" + plan.template_file;
+    auto tmpl = readFile(file);
+    if (!tmpl.ok())
+      return configError(fmt::format("plans[{}].template", plan.name),
+                         fmt::format("cannot read {}", file));
+    Status st = checkTemplate(*tmpl);
+    if (!st.ok())
+      return configError(fmt::format("plans[{}].template", plan.name),
+                         fmt::format("{}: {}", file, st.error().message));
+  }
+  return loaded;
 }
 
 }  // namespace pgf

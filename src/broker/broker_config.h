@@ -19,8 +19,16 @@ struct BrokerConfig {
   int listen_port = 8080;
   std::string username;  // HTTP basic authentication of every request
   std::string password;
-  std::string state_dir;          // the store and every local instance's files
-  std::vector<std::string> etcd;  // host:port of an external etcd; empty: the broker starts one
+  std::string state_dir;            // the store and every local instance's files
+  std::vector<std::string> etcd;    // host:port of an external etcd; empty: the broker starts one
+  int embedded_etcd_port = 23790;   // the etcd the broker starts
+  int embedded_etcd_peer_port = 0;  // its peer port; 0: the next one
+  std::string templates_dir;        // plans' templates; default: templates/ beside the file
+  int port_low = 30000;             // instances' ports are taken from [port_low, port_high]
+  int port_high = 39999;
+  std::string run_as = "postgres";  // the user instances run as when the broker runs as root
+  std::string pg_bin_dir = "/usr/lib/postgresql/15/bin";
+  std::string agent_bin;  // default: pgfleet-agent beside pgfleet-broker
   std::string log_level = "info";
   Catalog catalog;
 };
@@ -37,6 +45,8 @@ EnvLookup processEnvironment();
 // Parses the YAML text, then applies the environment. Errors (kConfig) say what is wrong and
 // where ("broker.password: is required (or set PGFLEET_BROKER_PASSWORD)").
 Result<LoadedBrokerConfig> parseBrokerConfig(const std::string& yaml_text, const EnvLookup& env);
+// Reads the file, resolves templates_dir against the file's directory and checks that every
+// plan's template is there and well-formed.
 Result<LoadedBrokerConfig> loadBrokerConfigFile(const std::string& path, const EnvLookup& env);
 
 }  // namespace pgf

@@ -5,6 +5,7 @@
 
 #include <fmt/format.h>
 
+#include "broker/json_schema.h"
 #include "common/yaml_reader.h"
 
 namespace pgf {
@@ -72,6 +73,10 @@ Status readSchema(const YAML::Node& node, std::string_view path, nlohmann::json&
     return configError(path, "must not use a $ref outside itself");
   if (schema.dump().size() > kMaxSchemaBytes)
     return configError(path, "is larger than 64 kB");
+  if (std::string k = unsupportedSchemaKeyword(schema); !k.empty())
+    return configError(path, fmt::format("uses \"{}\", which the broker cannot check parameters "
+                                         "against (see docs/broker.md)",
+                                         k));
   target = std::move(schema);
   return okStatus();
 }
@@ -138,7 +143,7 @@ Result<Plan> readPlan(const YAML::Node& node, const std::string& path,
     return configError(path, "must be a mapping");
   yaml::warnUnknownKeys(node, path,
                         {"id", "name", "description", "nodes", "synchronous_mode", "resources",
-                         "parameters", "schema", "maintenance_info", "free", "bullets"},
+                         "parameters", "schema", "maintenance_info", "free", "bullets", "template"},
                         warnings);
   Plan p;
   PGF_RETURN_IF_ERROR(readText(node, "id", path, true, p.id));
@@ -170,6 +175,11 @@ Result<Plan> readPlan(const YAML::Node& node, const std::string& path,
                                       yaml::joinPath(path, "maintenance_info"),
                                       p.maintenance_version, p.maintenance_description, warnings));
   PGF_RETURN_IF_ERROR(yaml::optBool(node, "free", path, p.free));
+  PGF_RETURN_IF_ERROR(yaml::optString(node, "template", path, p.template_file));
+  if (p.template_file.empty() || p.template_file.find("..") != std::string::npos ||
+      p.template_file.front() == '/')
+    return configError(yaml::joinPath(path, "template"),
+                       "must name a file in the templates directory");
   if (auto n = yaml::child(node, "bullets"); yaml::isSet(n)) {
     auto v = yaml::readStringList(n, yaml::joinPath(path, "bullets"));
     if (!v.ok())

@@ -39,6 +39,9 @@ struct Plan {
   std::string maintenance_description;
   bool free = true;
   std::vector<std::string> bullets;  // metadata.bullets
+  // The mustache template (in the broker's templates directory) that renders an instance's
+  // deployment manifest.
+  std::string template_file = "postgresql.yaml.mustache";
 };
 
 struct Catalog {

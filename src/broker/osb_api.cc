@@ -2,6 +2,7 @@
 
 #include <charconv>
 #include <exception>
+#include <vector>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -26,6 +27,27 @@ bool echoable(std::string_view id) {
     if (c < 0x20 || c > 0x7e)
       return false;
   return true;
+}
+
+constexpr std::string_view kInstancesPrefix = "/v2/service_instances/";
+constexpr size_t kMaxIdLength = 1024;
+
+std::vector<std::string> splitPath(std::string_view rest) {
+  std::vector<std::string> parts;
+  size_t start = 0;
+  while (true) {
+    size_t slash = rest.find('/', start);
+    parts.emplace_back(rest.substr(start, slash == std::string_view::npos ? slash : slash - start));
+    if (slash == std::string_view::npos)
+      return parts;
+    start = slash + 1;
+  }
+}
+
+HttpReply notAllowed(const HttpRequest& req, const char* allow) {
+  HttpReply r = osbError(405, "", fmt::format("{} is not allowed here", req.method));
+  r.headers["Allow"] = allow;
+  return r;
 }
 
 }  // namespace
@@ -56,11 +78,13 @@ HttpReply osbError(int status, std::string_view code, std::string_view descripti
   return json(status, body);
 }
 
-OsbApi::OsbApi(Catalog catalog, std::string username, std::string password)
+OsbApi::OsbApi(Catalog catalog, std::string username, std::string password,
+               InstanceService* instances)
     : catalog_(std::move(catalog)),
       catalog_body_(catalog_.toJson().dump()),
       username_(std::move(username)),
-      password_(std::move(password)) {}
+      password_(std::move(password)),
+      instances_(instances) {}
 
 HttpReply OsbApi::handle(const HttpRequest& req) const {
   HttpReply reply;
@@ -103,6 +127,53 @@ HttpReply OsbApi::route(const HttpRequest& req) const {
       return r;
     }
     return HttpReply{200, "application/json", catalog_body_, {}};
+  }
+  if (instances_ != nullptr && req.path.rfind(kInstancesPrefix, 0) == 0)
+    return routeInstances(req);
+  return osbError(
+      404, "", fmt::format("no such endpoint: {} {}", req.method, nlohmann::json(req.path).dump()));
+}
+
+HttpReply OsbApi::routeInstances(const HttpRequest& req) const {
+  auto parts = splitPath(std::string_view(req.path).substr(kInstancesPrefix.size()));
+  for (const auto& p : parts)
+    if (p.empty() || p.size() > kMaxIdLength)
+      return osbError(
+          400, "",
+          fmt::format("an id in the path is empty or longer than {} characters", kMaxIdLength));
+  const std::string& id = parts[0];
+  if (parts.size() == 1) {
+    if (req.method == "PUT")
+      return instances_->provision(id, req);
+    if (req.method == "PATCH")
+      return instances_->update(id, req);
+    if (req.method == "DELETE")
+      return instances_->deprovision(id, req);
+    if (req.method == "GET")
+      return instances_->fetchInstance(id, req);
+    return notAllowed(req, "PUT, PATCH, DELETE, GET");
+  }
+  if (parts.size() == 2 && parts[1] == "last_operation") {
+    if (req.method != "GET")
+      return notAllowed(req, "GET");
+    return instances_->lastOperation(id, req);
+  }
+  if (parts.size() >= 3 && parts.size() <= 4 && parts[1] == "service_bindings") {
+    const std::string& bid = parts[2];
+    if (parts.size() == 4) {
+      if (parts[3] != "last_operation")
+        return osbError(404, "", "no such endpoint");
+      if (req.method != "GET")
+        return notAllowed(req, "GET");
+      return instances_->bindingLastOperation(id, bid, req);
+    }
+    if (req.method == "PUT")
+      return instances_->bind(id, bid, req);
+    if (req.method == "DELETE")
+      return instances_->unbind(id, bid, req);
+    if (req.method == "GET")
+      return instances_->fetchBinding(id, bid, req);
+    return notAllowed(req, "PUT, DELETE, GET");
   }
   return osbError(
       404, "", fmt::format("no such endpoint: {} {}", req.method, nlohmann::json(req.path).dump()));

@@ -6,7 +6,9 @@
 //   - X-Broker-API-Request-Identity is echoed on the answer;
 //   - every answer with a body is JSON, errors as {"error": "CamelCaseCode", "description": "..."}
 //     (the code only where the spec names one) and an unknown path is a JSON 404.
-// Endpoints: GET /v2/catalog.
+// Endpoints: GET /v2/catalog; with an InstanceService, /v2/service_instances/:id (PUT, PATCH,
+// DELETE, GET), its last_operation, and its service_bindings/:binding_id (PUT, DELETE, GET) with
+// theirs.
 #pragma once
 
 #include <optional>
@@ -15,6 +17,7 @@
 #include <utility>
 
 #include "broker/catalog.h"
+#include "broker/instances.h"
 #include "common/http_server.h"
 
 namespace pgf {
@@ -31,18 +34,21 @@ HttpReply osbError(int status, std::string_view code, std::string_view descripti
 
 class OsbApi {
  public:
-  OsbApi(Catalog catalog, std::string username, std::string password);
+  OsbApi(Catalog catalog, std::string username, std::string password,
+         InstanceService* instances = nullptr);
 
   // Answers one request; never throws (an internal failure is a JSON 500).
   HttpReply handle(const HttpRequest& req) const;
 
  private:
   HttpReply route(const HttpRequest& req) const;
+  HttpReply routeInstances(const HttpRequest& req) const;
 
   Catalog catalog_;
   std::string catalog_body_;  // the catalog never changes while the broker runs
   std::string username_;
   std::string password_;
+  InstanceService* instances_;
 };
 
 }  // namespace pgf

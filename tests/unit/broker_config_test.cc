@@ -154,6 +154,10 @@ TEST(BrokerConfig, RefusesWhatIsMissingOrWrongSayingWhere) {
       {config("\n  - id: p1\n    name: a\n    description: d\n    schema: {$schema: x, "
               "properties: {a: {$ref: 'http://example.com/s.json'}}}\n"),
        "plans[0].schema: must not use a $ref outside itself"},
+      {config("\n  - id: p1\n    name: a\n    description: d\n    schema: {$schema: x, "
+              "properties: {a: {format: email}}}\n"),
+       "plans[0].schema: uses \"format\", which the broker cannot check parameters against (see "
+       "docs/broker.md)"},
       {config("\n  - id: p1\n    name: a\n    description: d\n    schema: [1]\n"),
        "plans[0].schema: must be a mapping (a JSON Schema)"},
   };

@@ -1,0 +1,781 @@
+#include "broker/instances.h"
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "broker/json_schema.h"
+#include "broker/osb_api.h"
+#include "broker/postgres_spi.h"
+#include "deploy/template.h"
+#include "postgres/data_dir.h"
+
+namespace pgf {
+namespace {
+
+using nlohmann::json;
+
+constexpr const char* kDefaultDatabase = "app";
+constexpr const char* kOwnerRole = "pgfleet_owner";
+
+HttpReply reply(int status, const json& body) {
+  return HttpReply{status, "application/json", body.dump(), {}};
+}
+
+HttpReply storeFailure(const Error& e) {
+  spdlog::error("store: {}", e.message);
+  return osbError(500, "", "the broker could not read or write its store; nothing was changed");
+}
+
+bool acceptsIncomplete(const HttpRequest& req) {
+  auto it = req.query.find("accepts_incomplete");
+  return it != req.query.end() && it->second == "true";
+}
+
+std::string queryValue(const HttpRequest& req, const std::string& key) {
+  auto it = req.query.find(key);
+  return it == req.query.end() ? "" : it->second;
+}
+
+// The request body as a JSON object; nullopt (and a 400 in *error) when it is not one.
+std::optional<json> bodyObject(const HttpRequest& req, HttpReply* error) {
+  auto body = json::parse(req.body, nullptr, false);
+  if (body.is_discarded() || !body.is_object()) {
+    *error = osbError(400, "", "the request body must be a JSON object");
+    return std::nullopt;
+  }
+  return body;
+}
+
+std::string stringField(const json& body, const char* key) {
+  auto it = body.find(key);
+  return it != body.end() && it->is_string() ? it->get<std::string>() : "";
+}
+
+// Whether nothing listens on 127.0.0.1:port (a bind that succeeds).
+bool portFree(int port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0)
+    return false;
+  int one = 1;
+  ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bool ok = ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+  ::close(fd);
+  return ok;
+}
+
+InstanceAccess accessOf(const InstanceRecord& r) {
+  InstanceAccess a;
+  const json& d = r.deployment;
+  a.read_write_port = d.value("read_write_port", 0);
+  a.read_only_port = d.value("read_only_port", 0);
+  a.superuser_password = d.value("superuser_password", "");
+  a.database = d.value("database", kDefaultDatabase);
+  a.owner_role = d.value("owner_role", kOwnerRole);
+  return a;
+}
+
+json operationBody(const OperationRecord& op) {
+  json body = {{"state", std::string(opStateName(op.state))}};
+  if (!op.description.empty())
+    body["description"] = op.description;
+  return body;
+}
+
+// The attributes a repeated PUT must match to count as the same request.
+bool sameProvision(const InstanceRecord& r, const json& body) {
+  json params = body.contains("parameters") ? body["parameters"] : json::object();
+  return r.service_id == stringField(body, "service_id") &&
+         r.plan_id == stringField(body, "plan_id") && r.parameters == params;
+}
+
+}  // namespace
+
+InstanceService::InstanceService(InstanceServiceOptions options, Store& store,
+                                 LocalBackend& backend)
+    : options_(std::move(options)), store_(store), backend_(backend) {}
+
+InstanceService::~InstanceService() {
+  stopping_ = true;
+  std::map<std::string, Worker> workers;
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    workers.swap(workers_);
+  }
+  for (auto& [id, w] : workers) {
+    *w.cancel = true;
+    if (w.thread.joinable())
+      w.thread.join();
+  }
+}
+
+Result<DeploymentManifest> InstanceService::manifestOf(const InstanceRecord& r) const {
+  const Plan* plan = options_.catalog.planById(r.plan_id);
+  if (plan == nullptr)
+    return makeError(ErrorCode::kConfig,
+                     fmt::format("plan {} is no longer in the catalog", r.plan_id));
+  auto text = readFile(options_.templates_dir + "/" + plan->template_file);
+  if (!text.ok())
+    return text.error();
+  const json& d = r.deployment;
+  const std::string name = d.value("name", "");
+  json params = json::array();
+  params.push_back({{"name", "shared_buffers"}, {"value", plan->resources.shared_buffers}});
+  params.push_back(
+      {{"name", "max_connections"}, {"value", std::to_string(plan->resources.max_connections)}});
+  params.push_back({{"name", "work_mem"}, {"value", plan->resources.work_mem}});
+  for (const auto& [k, v] : plan->parameters)
+    params.push_back({{"name", k}, {"value", v}});
+  json nodes = json::array();
+  const json ports = d.value("ports", json::object());
+  for (int i = 0; i < plan->nodes; ++i) {
+    const std::string node = fmt::format("node{}", i);
+    nodes.push_back({{"name", node},
+                     {"pg_port", ports.value(fmt::format("pg{}", i), 0)},
+                     {"api_port", ports.value(fmt::format("api{}", i), 0)},
+                     {"dir", backend_.nodeDir(name, node)}});
+  }
+  std::string hosts;
+  for (const auto& h : options_.etcd_hosts)
+    hosts += (hosts.empty() ? "" : ",") + h;
+  json ctx = {{"instance", name},
+              {"scope", name},
+              {"etcd_hosts", hosts},
+              {"bin_dir", options_.pg_bin_dir},
+              {"ttl", 15},
+              {"loop_wait", 2},
+              {"retry_timeout", 5},
+              {"synchronous_mode", plan->synchronous_mode ? "true" : "false"},
+              {"superuser_password", d.value("superuser_password", "")},
+              {"replication_password", d.value("replication_password", "")},
+              {"rewind_password", d.value("rewind_password", "")},
+              {"parameters", params},
+              {"nodes", nodes},
+              {"read_write_port", ports.value("rw", 0)},
+              {"read_only_port", plan->nodes > 1 ? json(ports.value("ro", 0)) : json(nullptr)}};
+  auto rendered = renderTemplate(*text, ctx);
+  if (!rendered.ok())
+    return rendered.error();
+  return parseManifest(*rendered);
+}
+
+// ---- provision ----
+
+HttpReply InstanceService::provision(const std::string& id, const HttpRequest& req) {
+  HttpReply error;
+  auto body = bodyObject(req, &error);
+  if (!body)
+    return error;
+  const std::string service_id = stringField(*body, "service_id");
+  const std::string plan_id = stringField(*body, "plan_id");
+  if (service_id.empty() || plan_id.empty())
+    return osbError(400, "", "service_id and plan_id are required strings");
+  if (service_id != options_.catalog.service_id)
+    return osbError(400, "", fmt::format("unknown service_id {}", json(service_id).dump()));
+  const Plan* plan = options_.catalog.planById(plan_id);
+  if (plan == nullptr)
+    return osbError(400, "", fmt::format("unknown plan_id {}", json(plan_id).dump()));
+  if (!acceptsIncomplete(req))
+    return osbError(422, "AsyncRequired",
+                    "provisioning takes a while: this broker answers asynchronously "
+                    "(accepts_incomplete=true)");
+  if (auto mi = body->find("maintenance_info"); mi != body->end()) {
+    const std::string version = mi->is_object() ? stringField(*mi, "version") : "";
+    if (version != plan->maintenance_version)
+      return osbError(422, "MaintenanceInfoConflict",
+                      fmt::format("maintenance_info.version {} is not the plan's ({})",
+                                  json(version).dump(), plan->maintenance_version));
+  }
+  json params = body->contains("parameters") ? (*body)["parameters"] : json::object();
+  if (!params.is_object())
+    return osbError(400, "", "parameters must be a JSON object");
+  if (!plan->schema.is_null()) {
+    if (std::string v = schemaViolation(plan->schema, params); !v.empty())
+      return osbError(400, "", v);
+  } else if (!params.empty()) {
+    return osbError(400, "", fmt::format("plan {} takes no parameters", plan->name));
+  }
+
+  std::lock_guard<std::mutex> lk(mu_);
+  auto existing = store_.instance(id);
+  if (!existing.ok())
+    return storeFailure(existing.error());
+  if (existing->has_value()) {
+    const InstanceRecord& r = **existing;
+    if (!sameProvision(r, *body))
+      return osbError(409, "", "an instance with this id exists with other attributes");
+    auto last = store_.lastOperation(id);
+    if (!last.ok())
+      return storeFailure(last.error());
+    if (r.ready)
+      return reply(200, json::object());
+    if (last->has_value() && (*last)->kind == OpKind::kProvision &&
+        (*last)->state == OpState::kInProgress)
+      return reply(202, {{"operation", (*last)->token()}});
+    return osbError(409, "", "an instance with this id exists and is not being provisioned");
+  }
+
+  InstanceRecord r;
+  r.id = id;
+  r.service_id = service_id;
+  r.plan_id = plan_id;
+  r.parameters = params;
+  if (auto ctx = body->find("context"); ctx != body->end() && ctx->is_object())
+    r.context = *ctx;
+  r.organization_guid = stringField(*body, "organization_guid");
+  r.space_guid = stringField(*body, "space_guid");
+  r.maintenance_version = plan->maintenance_version;
+  // Everything that must never change once made is decided now and committed with the instance.
+  r.deployment = {{"name", randomName("pgf-", 10)},
+                  {"superuser_password", randomSecret()},
+                  {"replication_password", randomSecret()},
+                  {"rewind_password", randomSecret()},
+                  {"database", params.value("database", kDefaultDatabase)},
+                  {"owner_role", kOwnerRole},
+                  {"extensions", params.value("extensions", json::array())}};
+  OperationRecord op;
+  op.kind = OpKind::kProvision;
+  op.instance_id = id;
+  op.description = "provisioning";
+  auto op_id = store_.beginOperation(op, [&] { return store_.putInstance(r); });
+  if (!op_id.ok())
+    return storeFailure(op_id.error());
+  op.id = *op_id;
+  spdlog::info("provisioning instance {} ({}, plan {})", json(id).dump(),
+               r.deployment.value("name", ""), plan->name);
+  startWorker(id, op.id, OpKind::kProvision);
+  return reply(202, {{"operation", op.token()}});
+}
+
+void InstanceService::startWorker(const std::string& instance_id, int64_t op_id, OpKind kind) {
+  // Called with mu_ held.
+  auto old = workers_.find(instance_id);
+  if (old != workers_.end()) {
+    // A finished worker (a running one was stopped by the caller); workers never take mu_.
+    *old->second.cancel = true;
+    if (old->second.thread.joinable())
+      old->second.thread.join();
+    workers_.erase(old);
+  }
+  Worker w;
+  w.cancel = std::make_shared<std::atomic<bool>>(false);
+  auto cancel = w.cancel;
+  w.thread = std::thread([this, instance_id, op_id, kind, cancel] {
+    if (kind == OpKind::kProvision)
+      runProvision(instance_id, op_id, *cancel);
+    else
+      runDeprovision(instance_id, op_id);
+  });
+  workers_[instance_id] = std::move(w);
+}
+
+void InstanceService::stopWorker(const std::string& instance_id) {
+  Worker w;
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    auto it = workers_.find(instance_id);
+    if (it == workers_.end())
+      return;
+    w = std::move(it->second);
+    workers_.erase(it);
+  }
+  *w.cancel = true;
+  if (w.thread.joinable())
+    w.thread.join();
+}
+
+Status InstanceService::provisionSteps(const std::string& id, int64_t op_id,
+                                       const std::atomic<bool>& cancel) {
+  auto loaded = store_.instance(id);
+  if (!loaded.ok())
+    return loaded.error();
+  if (!loaded->has_value())
+    return makeError(ErrorCode::kNotFound, "the instance is gone");
+  InstanceRecord r = **loaded;
+  const Plan* plan = options_.catalog.planById(r.plan_id);
+  if (plan == nullptr)
+    return makeError(ErrorCode::kConfig, "the plan is no longer in the catalog");
+  const std::string name = r.deployment.value("name", "");
+
+  // Ports: kept in the store before anything listens on them.
+  std::vector<std::string> purposes = {"rw"};
+  if (plan->nodes > 1)
+    purposes.push_back("ro");
+  for (int i = 0; i < plan->nodes; ++i) {
+    purposes.push_back(fmt::format("pg{}", i));
+    purposes.push_back(fmt::format("api{}", i));
+  }
+  auto ports = store_.reservePorts(id, purposes, options_.port_low, options_.port_high,
+                                   [](int port) { return !portFree(port); });
+  if (!ports.ok())
+    return ports.error();
+  r.deployment["ports"] = *ports;
+  r.deployment["read_write_port"] = ports->at("rw");
+  r.deployment["read_only_port"] = plan->nodes > 1 ? ports->at("ro") : 0;
+  PGF_TRY(store_.putInstance(r), "recording the ports");
+  PGF_TRY(store_.journal(op_id, "ports reserved"), "journal");
+  if (cancel)
+    return makeError(ErrorCode::kInternal, "halted");
+
+  auto manifest = manifestOf(r);
+  if (!manifest.ok())
+    return manifest.error().wrap("rendering the deployment manifest");
+  PGF_TRY(backend_.deploy(name, *manifest), "starting the nodes");
+  PGF_TRY(store_.journal(op_id, "nodes started"), "journal");
+
+  const auto deadline = std::chrono::steady_clock::now() + options_.ready_timeout;
+  while (!backend_.health(name, *manifest).healthy()) {
+    if (cancel)
+      return makeError(ErrorCode::kInternal, "halted");
+    if (std::chrono::steady_clock::now() >= deadline)
+      return makeError(ErrorCode::kTimeout, fmt::format("the nodes were not healthy within {} s",
+                                                        options_.ready_timeout.count() / 1000));
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  PGF_TRY(store_.journal(op_id, "nodes healthy"), "journal");
+
+  InstanceAccess access = accessOf(r);
+  std::vector<std::string> extensions;
+  for (const auto& e : r.deployment.value("extensions", json::array()))
+    if (e.is_string())
+      extensions.push_back(e.get<std::string>());
+  // HAProxy switches within a second of the health checks: retry the first statements briefly.
+  Status prepared;
+  for (int attempt = 0; attempt < 20 && !cancel; ++attempt) {
+    prepared = prepareDatabase(access, extensions, options_.sql_timeout);
+    if (prepared.ok())
+      break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  }
+  if (!prepared.ok())
+    return prepared.error().wrap("creating the database");
+  PGF_TRY(store_.journal(op_id, "database created"), "journal");
+  PGF_TRY(checkReadiness(access, options_.sql_timeout), "readiness");
+  PGF_TRY(store_.journal(op_id, "write through the endpoint succeeded"), "journal");
+  r.ready = true;
+  return store_.transaction([&]() -> Status {
+    PGF_RETURN_IF_ERROR(store_.putInstance(r));
+    return store_.finishOperation(op_id, OpState::kSucceeded, "the instance is ready");
+  });
+}
+
+void InstanceService::runProvision(const std::string& id, int64_t op_id,
+                                   const std::atomic<bool>& cancel) {
+  Status st = provisionSteps(id, op_id, cancel);
+  if (st.ok()) {
+    spdlog::info("instance {} is ready", json(id).dump());
+    return;
+  }
+  if (cancel || stopping_)
+    return;  // halted by a deprovision (which records it) or by the broker stopping
+  spdlog::error("provisioning instance {} failed: {}", json(id).dump(), st.error().message);
+  ignoreError(
+      store_.finishOperation(op_id, OpState::kFailed, "provisioning failed: " + st.error().message),
+      "a store failure is logged by the store's caller at the next request");
+}
+
+// ---- deprovision ----
+
+HttpReply InstanceService::deprovision(const std::string& id, const HttpRequest& req) {
+  if (queryValue(req, "service_id").empty() || queryValue(req, "plan_id").empty())
+    return osbError(400, "", "service_id and plan_id are required query parameters");
+  std::unique_lock<std::mutex> lk(mu_);
+  auto existing = store_.instance(id);
+  if (!existing.ok())
+    return storeFailure(existing.error());
+  if (!existing->has_value())
+    return reply(410, json::object());
+  if (!acceptsIncomplete(req))
+    return osbError(422, "AsyncRequired",
+                    "deprovisioning takes a while: this broker answers asynchronously "
+                    "(accepts_incomplete=true)");
+  if (busy_.count(id))
+    return osbError(422, "ConcurrencyError", "a bind or unbind on this instance is running");
+  auto last = store_.lastOperation(id);
+  if (!last.ok())
+    return storeFailure(last.error());
+  if (last->has_value() && (*last)->state == OpState::kInProgress) {
+    if ((*last)->kind == OpKind::kDeprovision)
+      return reply(202, {{"operation", (*last)->token()}});
+    if ((*last)->kind == OpKind::kProvision) {
+      // Deprovision during provision: the provision is halted, then everything it made goes.
+      auto halted = store_.finishOperation((*last)->id, OpState::kFailed,
+                                           "halted: the instance is being deprovisioned");
+      if (!halted.ok())
+        return storeFailure(halted.error());
+    }
+  }
+  OperationRecord op;
+  op.kind = OpKind::kDeprovision;
+  op.instance_id = id;
+  op.description = "deprovisioning";
+  auto op_id = store_.beginOperation(op);
+  if (!op_id.ok())
+    return storeFailure(op_id.error());
+  op.id = *op_id;
+  lk.unlock();
+  stopWorker(id);  // a halted provision's worker
+  lk.lock();
+  spdlog::info("deprovisioning instance {}", json(id).dump());
+  startWorker(id, *op_id, OpKind::kDeprovision);
+  return reply(202, {{"operation", op.token()}});
+}
+
+void InstanceService::runDeprovision(const std::string& id, int64_t op_id) {
+  auto loaded = store_.instance(id);
+  Status st = loaded.ok() ? okStatus() : Status(loaded.error());
+  if (st.ok() && loaded->has_value()) {
+    const std::string name = (*loaded)->deployment.value("name", "");
+    if (!name.empty())
+      st = backend_.destroy(name);
+    if (st.ok())
+      st = store_.journal(op_id, "nodes removed");
+  }
+  if (st.ok())
+    st = store_.forgetInstance(id, op_id);
+  if (st.ok()) {
+    spdlog::info("instance {} deprovisioned", json(id).dump());
+    ignoreError(store_.finishOperation(op_id, OpState::kSucceeded, "deprovisioned"),
+                "the instance is gone either way; last_operation answers 410");
+    return;
+  }
+  if (stopping_)
+    return;
+  spdlog::error("deprovisioning instance {} failed: {}", json(id).dump(), st.error().message);
+  ignoreError(store_.finishOperation(op_id, OpState::kFailed,
+                                     "deprovisioning failed: " + st.error().message),
+              "logged above");
+}
+
+// ---- last_operation, fetch ----
+
+HttpReply InstanceService::lastOperation(const std::string& id, const HttpRequest& req) {
+  std::lock_guard<std::mutex> lk(mu_);
+  std::optional<OperationRecord> op;
+  const std::string token = queryValue(req, "operation");
+  auto last = store_.lastOperation(id);
+  if (!last.ok())
+    return storeFailure(last.error());
+  op = *last;
+  if (!token.empty() && (!op || op->token() != token)) {
+    // An older operation named by its token.
+    auto dash = token.rfind('-');
+    int64_t n = 0;
+    if (dash != std::string::npos) {
+      try {
+        n = std::stoll(token.substr(dash + 1));
+      } catch (const std::exception&) {
+        n = 0;
+      }
+    }
+    auto named = n > 0 ? store_.operation(n) : Result<std::optional<OperationRecord>>(std::nullopt);
+    if (!named.ok())
+      return storeFailure(named.error());
+    if (!named->has_value() || (*named)->instance_id != id || !(*named)->binding_id.empty() ||
+        (*named)->token() != token)
+      return osbError(400, "", fmt::format("no operation {} on this instance", json(token).dump()));
+    op = *named;
+  }
+  if (!op)
+    return osbError(404, "", "no such instance");
+  auto instance = store_.instance(id);
+  if (!instance.ok())
+    return storeFailure(instance.error());
+  if (op->kind == OpKind::kDeprovision && op->state == OpState::kSucceeded &&
+      !instance->has_value())
+    return reply(410, json::object());
+  return reply(200, operationBody(*op));
+}
+
+HttpReply InstanceService::fetchInstance(const std::string& id, const HttpRequest&) {
+  std::lock_guard<std::mutex> lk(mu_);
+  auto r = store_.instance(id);
+  if (!r.ok())
+    return storeFailure(r.error());
+  if (!r->has_value() || !(*r)->ready)
+    return osbError(404, "", "no such instance (or it is still being provisioned)");
+  auto last = store_.lastOperation(id);
+  if (!last.ok())
+    return storeFailure(last.error());
+  if (last->has_value() && (*last)->state == OpState::kInProgress &&
+      (*last)->kind == OpKind::kUpdate)
+    return osbError(422, "ConcurrencyError", "the instance is being updated");
+  const InstanceRecord& i = **r;
+  json body = {{"service_id", i.service_id}, {"plan_id", i.plan_id}, {"parameters", i.parameters}};
+  if (!i.maintenance_version.empty())
+    body["maintenance_info"] = {{"version", i.maintenance_version}};
+  return reply(200, body);
+}
+
+HttpReply InstanceService::update(const std::string& id, const HttpRequest& req) {
+  HttpReply error;
+  auto body = bodyObject(req, &error);
+  if (!body)
+    return error;
+  if (stringField(*body, "service_id").empty())
+    return osbError(400, "", "service_id is required");
+  std::lock_guard<std::mutex> lk(mu_);
+  auto r = store_.instance(id);
+  if (!r.ok())
+    return storeFailure(r.error());
+  if (!r->has_value())
+    return osbError(404, "", "no such instance");
+  const InstanceRecord& i = **r;
+  const std::string plan_id = stringField(*body, "plan_id");
+  bool plan_change = !plan_id.empty() && plan_id != i.plan_id;
+  bool params_change = body->contains("parameters") && (*body)["parameters"] != i.parameters &&
+                       !(*body)["parameters"].empty();
+  if (plan_change || params_change)
+    return osbError(422, "",
+                    "changing an instance's plan or parameters is not supported by this broker "
+                    "yet; nothing was changed");
+  return reply(200, json::object());
+}
+
+// ---- bind, unbind ----
+
+bool InstanceService::claim(const std::string& id) {
+  std::lock_guard<std::mutex> lk(mu_);
+  return busy_.insert(id).second;
+}
+
+void InstanceService::release(const std::string& id) {
+  std::lock_guard<std::mutex> lk(mu_);
+  busy_.erase(id);
+}
+
+HttpReply InstanceService::bind(const std::string& id, const std::string& bid,
+                                const HttpRequest& req) {
+  HttpReply error;
+  auto body = bodyObject(req, &error);
+  if (!body)
+    return error;
+  if (stringField(*body, "service_id").empty() || stringField(*body, "plan_id").empty())
+    return osbError(400, "", "service_id and plan_id are required strings");
+  json params = body->contains("parameters") ? (*body)["parameters"] : json::object();
+  if (!params.is_object() || !params.empty())
+    return osbError(400, "", "a binding takes no parameters");
+
+  std::optional<InstanceRecord> instance;
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    auto r = store_.instance(id);
+    if (!r.ok())
+      return storeFailure(r.error());
+    if (!r->has_value())
+      return osbError(404, "", "no such instance");
+    auto last = store_.lastOperation(id);
+    if (!last.ok())
+      return storeFailure(last.error());
+    if (!(*r)->ready || (last->has_value() && (*last)->state == OpState::kInProgress))
+      return osbError(422, "ConcurrencyError", "an operation on this instance is in progress");
+    auto existing = store_.binding(id, bid);
+    if (!existing.ok())
+      return storeFailure(existing.error());
+    if (existing->has_value()) {
+      if ((*existing)->ready && (*existing)->parameters == params)
+        return reply(200, {{"credentials", (*existing)->credentials}});
+      return osbError(409, "", "a binding with this id exists with other attributes");
+    }
+    instance = **r;
+  }
+  if (!claim(id))
+    return osbError(422, "ConcurrencyError", "another bind or unbind on this instance is running");
+
+  HttpReply out;
+  out.deferred = [this, id, bid, params, instance = *instance]() -> HttpReply {
+    struct Release {
+      InstanceService* s;
+      std::string id;
+      ~Release() { s->release(id); }
+    } release{this, id};
+    InstanceAccess access = accessOf(instance);
+    const std::string role = randomName("b_", 16);
+    const std::string password = randomSecret();
+    BindingRecord b;
+    b.id = bid;
+    b.instance_id = id;
+    b.parameters = params;
+    b.credentials = bindingCredentials(access, role, password);
+    OperationRecord op;
+    op.kind = OpKind::kBind;
+    op.instance_id = id;
+    op.binding_id = bid;
+    // The role's name and password are committed before the role exists, so that a broker
+    // killed in between can find and drop it.
+    auto begun = store_.beginOperation(op, [&] { return store_.putBinding(b); });
+    if (!begun.ok())
+      return storeFailure(begun.error());
+    const int64_t op_id = *begun;
+    Status st = createBindingRole(access, role, password, options_.sql_timeout);
+    if (!st.ok()) {
+      spdlog::error("binding {} to instance {}: {}", json(bid).dump(), json(id).dump(),
+                    st.error().message);
+      op.id = op_id;
+      ignoreError(rollBackBind(op), "logged inside");
+      return osbError(500, "", "creating the binding's role failed; nothing was kept");
+    }
+    b.ready = true;
+    st = store_.transaction([&]() -> Status {
+      PGF_RETURN_IF_ERROR(store_.putBinding(b));
+      return store_.finishOperation(op_id, OpState::kSucceeded, "bound");
+    });
+    if (!st.ok())
+      return storeFailure(st.error());
+    spdlog::info("bound {} to instance {} as role {}", json(bid).dump(), json(id).dump(), role);
+    return reply(201, {{"credentials", b.credentials}});
+  };
+  return out;
+}
+
+Status InstanceService::rollBackBind(const OperationRecord& op) {
+  auto instance = store_.instance(op.instance_id);
+  auto binding = store_.binding(op.instance_id, op.binding_id);
+  if (!instance.ok() || !binding.ok())
+    return makeError(ErrorCode::kIo, "store");
+  if (instance->has_value() && binding->has_value()) {
+    const std::string role = (*binding)->credentials.value("username", "");
+    if (!role.empty()) {
+      Status dropped = dropBindingRole(accessOf(**instance), role, options_.sql_timeout);
+      if (!dropped.ok()) {
+        spdlog::error("rolling back binding {}: {}", json(op.binding_id).dump(),
+                      dropped.error().message);
+        return dropped;
+      }
+    }
+  }
+  return store_.transaction([&]() -> Status {
+    PGF_RETURN_IF_ERROR(store_.deleteBinding(op.instance_id, op.binding_id));
+    return store_.finishOperation(op.id, OpState::kFailed, "rolled back");
+  });
+}
+
+Status InstanceService::finishUnbind(const OperationRecord& op) {
+  auto instance = store_.instance(op.instance_id);
+  auto binding = store_.binding(op.instance_id, op.binding_id);
+  if (!instance.ok() || !binding.ok())
+    return makeError(ErrorCode::kIo, "store");
+  if (instance->has_value() && binding->has_value()) {
+    const std::string role = (*binding)->credentials.value("username", "");
+    if (!role.empty())
+      PGF_TRY(dropBindingRole(accessOf(**instance), role, options_.sql_timeout),
+              "dropping the binding's role");
+  }
+  PGF_TRY(store_.journal(op.id, "role dropped"), "journal");
+  return store_.transaction([&]() -> Status {
+    PGF_RETURN_IF_ERROR(store_.deleteBinding(op.instance_id, op.binding_id));
+    return store_.finishOperation(op.id, OpState::kSucceeded, "unbound");
+  });
+}
+
+HttpReply InstanceService::unbind(const std::string& id, const std::string& bid,
+                                  const HttpRequest& req) {
+  if (queryValue(req, "service_id").empty() || queryValue(req, "plan_id").empty())
+    return osbError(400, "", "service_id and plan_id are required query parameters");
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    auto b = store_.binding(id, bid);
+    if (!b.ok())
+      return storeFailure(b.error());
+    if (!b->has_value())
+      return reply(410, json::object());
+  }
+  if (!claim(id))
+    return osbError(422, "ConcurrencyError", "another bind or unbind on this instance is running");
+  HttpReply out;
+  out.deferred = [this, id, bid]() -> HttpReply {
+    struct Release {
+      InstanceService* s;
+      std::string id;
+      ~Release() { s->release(id); }
+    } release{this, id};
+    OperationRecord op;
+    op.kind = OpKind::kUnbind;
+    op.instance_id = id;
+    op.binding_id = bid;
+    auto op_id = store_.beginOperation(op);
+    if (!op_id.ok())
+      return storeFailure(op_id.error());
+    op.id = *op_id;
+    Status st = finishUnbind(op);
+    if (!st.ok()) {
+      spdlog::error("unbinding {} from instance {}: {}", json(bid).dump(), json(id).dump(),
+                    st.error().message);
+      ignoreError(store_.finishOperation(op.id, OpState::kFailed, st.error().message),
+                  "logged above; the binding stays and the unbind can be repeated");
+      return osbError(500, "", "dropping the binding's role failed; the binding is kept");
+    }
+    spdlog::info("unbound {} from instance {}", json(bid).dump(), json(id).dump());
+    return reply(200, json::object());
+  };
+  return out;
+}
+
+HttpReply InstanceService::fetchBinding(const std::string& id, const std::string& bid,
+                                        const HttpRequest&) {
+  std::lock_guard<std::mutex> lk(mu_);
+  auto b = store_.binding(id, bid);
+  if (!b.ok())
+    return storeFailure(b.error());
+  if (!b->has_value() || !(*b)->ready)
+    return osbError(404, "", "no such binding");
+  return reply(200, {{"credentials", (*b)->credentials}, {"parameters", (*b)->parameters}});
+}
+
+HttpReply InstanceService::bindingLastOperation(const std::string& id, const std::string& bid,
+                                                const HttpRequest&) {
+  std::lock_guard<std::mutex> lk(mu_);
+  auto op = store_.lastOperation(id, bid);
+  if (!op.ok())
+    return storeFailure(op.error());
+  if (!op->has_value())
+    return osbError(404, "", "no such binding");
+  return reply(200, operationBody(**op));
+}
+
+// ---- restart ----
+
+void InstanceService::resumeUnfinished() {
+  auto ops = store_.unfinishedOperations();
+  if (!ops.ok()) {
+    spdlog::error("reading unfinished operations: {}", ops.error().message);
+    return;
+  }
+  for (const auto& op : *ops) {
+    const std::string steps = op.steps.empty() ? "none" : op.steps.back();
+    switch (op.kind) {
+      case OpKind::kProvision:
+      case OpKind::kDeprovision: {
+        spdlog::info("resuming {} of instance {} (last step done: {})", opKindName(op.kind),
+                     json(op.instance_id).dump(), steps);
+        std::lock_guard<std::mutex> lk(mu_);
+        startWorker(op.instance_id, op.id, op.kind);
+        break;
+      }
+      case OpKind::kBind:
+        spdlog::info("rolling back the unfinished bind {} of instance {}",
+                     json(op.binding_id).dump(), json(op.instance_id).dump());
+        ignoreError(rollBackBind(op), "logged inside; tried again at the next start");
+        break;
+      case OpKind::kUnbind:
+        spdlog::info("finishing the unbind {} of instance {}", json(op.binding_id).dump(),
+                     json(op.instance_id).dump());
+        if (Status st = finishUnbind(op); !st.ok())
+          spdlog::error("finishing the unbind: {}", st.error().message);
+        break;
+      case OpKind::kUpdate:
+        ignoreError(store_.finishOperation(op.id, OpState::kFailed, "interrupted"),
+                    "updates change nothing yet");
+        break;
+    }
+  }
+}
+
+}  // namespace pgf

@@ -1,0 +1,97 @@
+// The broker's instances and bindings (OSB.md §3-§10): asynchronous provision and deprovision
+// with last_operation, fetch instance, synchronous bind and unbind with fetch binding. Every
+// change is committed to the store before it is answered, and every operation is journaled step
+// by step; resumeUnfinished() finishes (provision, deprovision, unbind) or rolls back (bind) what
+// a broker killed half-way left.
+//
+// A provision: ports reserved, passwords generated (once, kept in the store), the plan's template
+// rendered into a manifest, the nodes and HAProxy started by the backend, every node healthy, the
+// owner role and database created, a real write through the endpoint, then `succeeded`.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "broker/catalog.h"
+#include "broker/store.h"
+#include "common/clock.h"
+#include "common/http_server.h"
+#include "deploy/local_backend.h"
+#include "deploy/manifest.h"
+
+namespace pgf {
+
+struct InstanceServiceOptions {
+  Catalog catalog;
+  std::string templates_dir;            // where plans' templates are
+  std::vector<std::string> etcd_hosts;  // what the agents connect to
+  int port_low = 30000;                 // instances' ports come from [port_low, port_high]
+  int port_high = 39999;
+  std::string pg_bin_dir = "/usr/lib/postgresql/15/bin";
+  Millis ready_timeout{300000};  // a provision not healthy by then fails
+  Millis sql_timeout{10000};
+};
+
+class InstanceService {
+ public:
+  InstanceService(InstanceServiceOptions options, Store& store, LocalBackend& backend);
+  ~InstanceService();  // stops the workers (their operations resume at the next start)
+  InstanceService(const InstanceService&) = delete;
+  InstanceService& operator=(const InstanceService&) = delete;
+
+  // Finishes or rolls back every operation the store holds as in progress.
+  void resumeUnfinished();
+
+  HttpReply provision(const std::string& instance_id, const HttpRequest& req);
+  HttpReply update(const std::string& instance_id, const HttpRequest& req);
+  HttpReply deprovision(const std::string& instance_id, const HttpRequest& req);
+  HttpReply lastOperation(const std::string& instance_id, const HttpRequest& req);
+  HttpReply fetchInstance(const std::string& instance_id, const HttpRequest& req);
+  HttpReply bind(const std::string& instance_id, const std::string& binding_id,
+                 const HttpRequest& req);
+  HttpReply unbind(const std::string& instance_id, const std::string& binding_id,
+                   const HttpRequest& req);
+  HttpReply fetchBinding(const std::string& instance_id, const std::string& binding_id,
+                         const HttpRequest& req);
+  HttpReply bindingLastOperation(const std::string& instance_id, const std::string& binding_id,
+                                 const HttpRequest& req);
+
+  // The manifest of a stored instance (its template rendered again: the same every time).
+  Result<DeploymentManifest> manifestOf(const InstanceRecord& instance) const;
+
+ private:
+  struct Worker {
+    std::thread thread;
+    std::shared_ptr<std::atomic<bool>> cancel;
+  };
+
+  void startWorker(const std::string& instance_id, int64_t op_id, OpKind kind);
+  void runProvision(const std::string& instance_id, int64_t op_id, const std::atomic<bool>& cancel);
+  void runDeprovision(const std::string& instance_id, int64_t op_id);
+  Status provisionSteps(const std::string& instance_id, int64_t op_id,
+                        const std::atomic<bool>& cancel);
+  // Stops the worker of an instance (cancelled, joined); the caller must not hold mu_.
+  void stopWorker(const std::string& instance_id);
+  Status rollBackBind(const OperationRecord& op);
+  Status finishUnbind(const OperationRecord& op);
+  // An instance's own critical section for bind and unbind: false when another is running.
+  bool claim(const std::string& instance_id);
+  void release(const std::string& instance_id);
+
+  InstanceServiceOptions options_;
+  Store& store_;
+  LocalBackend& backend_;
+  std::mutex mu_;  // the decisions on requests, and workers_
+  std::map<std::string, Worker> workers_;
+  std::set<std::string> busy_;  // instances with a bind or unbind running
+  std::atomic<bool> stopping_{false};
+};
+
+}  // namespace pgf

@@ -1,0 +1,65 @@
+// The PostgreSQL side of the broker (DESIGN.md, "Service provider interface"): what an instance
+// needs inside PostgreSQL before it is handed out, how a binding becomes credentials, and how it
+// is taken back. Every statement runs as the instance's superuser through its read-write
+// endpoint; names and passwords are quoted by libpq, and statement logging is off in these
+// sessions, so a password never reaches the server log.
+//
+//   - provision: a NOLOGIN owner role and the instance's database owned by it (with the requested
+//     extensions), then readiness: a real write through the endpoint;
+//   - bind: a LOGIN role with a random password, a member of the owner role whose sessions act
+//     as the owner (objects it creates belong to the owner, so every binding can use them), never
+//     a superuser, and able to connect only to the instance's database;
+//   - unbind: its sessions terminated, what it still owns reassigned to the owner, the role
+//     dropped.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "common/clock.h"
+#include "common/result.h"
+
+namespace pgf {
+
+struct InstanceAccess {
+  std::string host = "127.0.0.1";
+  int read_write_port = 0;
+  int read_only_port = 0;  // 0: a single node, no read-only endpoint
+  std::string superuser_password;
+  std::string database;    // the instance's database
+  std::string owner_role;  // owns the database and everything in it
+};
+
+// Creates the owner role, the database and the extensions unless they exist (safe to repeat).
+Status prepareDatabase(const InstanceAccess& access, const std::vector<std::string>& extensions,
+                       Millis timeout);
+
+// A real write through the read-write endpoint (and, for a cluster, a read through the read-only
+// one); an error says which endpoint failed.
+Status checkReadiness(const InstanceAccess& access, Millis timeout);
+
+// Creates the binding's role (or sets its password again when it exists: safe to repeat).
+Status createBindingRole(const InstanceAccess& access, const std::string& role,
+                         const std::string& password, Millis timeout);
+
+// Terminates the role's sessions, reassigns what it owns to the owner role, drops it. Success
+// when the role does not exist.
+Status dropBindingRole(const InstanceAccess& access, const std::string& role, Millis timeout);
+
+// Whether the role exists (for tests and for recovering an interrupted unbind).
+Result<bool> roleExists(const InstanceAccess& access, const std::string& role, Millis timeout);
+
+// The credentials a binding hands out: uri, jdbcUrl, hostname/host, port, name/database,
+// username, password, read_only_uri (clusters), endpoints.
+nlohmann::json bindingCredentials(const InstanceAccess& access, const std::string& role,
+                                  const std::string& password);
+
+// 32 random characters from letters and digits (a CSPRNG: getrandom).
+std::string randomSecret(size_t length = 32);
+
+// A lower-case name for a generated object: `prefix` and `length` random letters and digits.
+std::string randomName(const std::string& prefix, size_t length);
+
+}  // namespace pgf

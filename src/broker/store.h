@@ -1,0 +1,129 @@
+// The broker's durable state: one SQLite database (WAL mode, synchronous=FULL) in the state
+// directory. Every instance, binding, operation and port reservation is committed before the
+// broker answers the request that made it, and every operation is journaled step by step, so a
+// broker killed at any point finds, when it starts again, each unfinished operation and the
+// last step it completed.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "common/result.h"
+
+struct sqlite3;
+
+namespace pgf {
+
+enum class OpKind { kProvision, kUpdate, kDeprovision, kBind, kUnbind };
+enum class OpState { kInProgress, kSucceeded, kFailed };
+
+std::string_view opKindName(OpKind kind);
+std::string_view opStateName(OpState state);  // OSB's words: "in progress", "succeeded", "failed"
+
+struct InstanceRecord {
+  std::string id;
+  std::string service_id;
+  std::string plan_id;
+  nlohmann::json parameters = nlohmann::json::object();  // as the tenant sent them (validated)
+  nlohmann::json context = nlohmann::json::object();
+  std::string organization_guid;
+  std::string space_guid;
+  std::string maintenance_version;
+  // What the backend made: nodes, directories, ports, the owner role (secrets included: the
+  // database file is readable by the broker's user only).
+  nlohmann::json deployment = nlohmann::json::object();
+  bool ready = false;  // the provision succeeded
+  std::string created_at;
+  std::string updated_at;
+};
+
+struct BindingRecord {
+  std::string id;
+  std::string instance_id;
+  nlohmann::json parameters = nlohmann::json::object();
+  nlohmann::json credentials = nlohmann::json::object();
+  bool ready = false;  // the role exists and the bind was answered
+  std::string created_at;
+};
+
+struct OperationRecord {
+  int64_t id = 0;
+  OpKind kind = OpKind::kProvision;
+  std::string instance_id;
+  std::string binding_id;  // bind and unbind only
+  OpState state = OpState::kInProgress;
+  std::string description;
+  nlohmann::json request = nlohmann::json::object();  // the request that started it
+  std::vector<std::string> steps;                     // journal, oldest first
+  std::string started_at;
+  std::string finished_at;
+
+  // The token handed out as OSB's `operation`.
+  std::string token() const;
+};
+
+class Store {
+ public:
+  // Opens (creating if needed, mode 0600) the database at `path`.
+  static Result<std::unique_ptr<Store>> open(const std::string& path);
+  ~Store();
+  Store(const Store&) = delete;
+  Store& operator=(const Store&) = delete;
+
+  // Runs `body` in one transaction: committed when it returns ok, rolled back otherwise. Calls
+  // on the store from inside `body` belong to the transaction.
+  Status transaction(const std::function<Status()>& body);
+
+  Status putInstance(const InstanceRecord& instance);  // insert or replace
+  Result<std::optional<InstanceRecord>> instance(const std::string& id);
+  Result<std::vector<InstanceRecord>> instances();
+  // Removes the instance with its bindings, operations and port reservations.
+  Status deleteInstance(const std::string& id);
+  // The same, but keeps operation `keep_op` (a finished deprovision, for last_operation's 410).
+  Status forgetInstance(const std::string& id, int64_t keep_op);
+
+  Status putBinding(const BindingRecord& binding);
+  Result<std::optional<BindingRecord>> binding(const std::string& instance_id,
+                                               const std::string& binding_id);
+  Result<std::vector<BindingRecord>> bindings(const std::string& instance_id);
+  Status deleteBinding(const std::string& instance_id, const std::string& binding_id);
+
+  // Starts an operation (state in progress); returns its id.
+  Result<int64_t> beginOperation(const OperationRecord& op);
+  // The same, in one transaction with the writes of `with` (the record the operation is about).
+  Result<int64_t> beginOperation(const OperationRecord& op, const std::function<Status()>& with);
+  Status journal(int64_t op_id, const std::string& step);
+  Status finishOperation(int64_t op_id, OpState state, const std::string& description);
+  Result<std::optional<OperationRecord>> operation(int64_t op_id);
+  // The newest operation on an instance (binding_id empty) or on one of its bindings.
+  Result<std::optional<OperationRecord>> lastOperation(const std::string& instance_id,
+                                                       const std::string& binding_id = "");
+  Result<std::vector<OperationRecord>> unfinishedOperations();
+
+  // Reserves one free port in [low, high] for each purpose ("pg0", "api0", "rw", ...), lowest
+  // first, skipping ports already reserved and those `in_use` says are taken; returns purpose ->
+  // port. An instance that already holds a purpose keeps its port.
+  Result<std::map<std::string, int>> reservePorts(const std::string& instance_id,
+                                                  const std::vector<std::string>& purposes, int low,
+                                                  int high,
+                                                  const std::function<bool(int port)>& in_use);
+  Result<std::map<std::string, int>> ports(const std::string& instance_id);
+  Status releasePorts(const std::string& instance_id);
+
+ private:
+  explicit Store(sqlite3* db);
+  Status exec(const std::string& sql);
+
+  sqlite3* db_;
+  std::recursive_mutex mu_;
+};
+
+}  // namespace pgf

@@ -1,0 +1,461 @@
+// pgfleet-broker with the local backend and its embedded etcd, through the OSB API only: the
+// whole life of a single-server instance (provision, poll, bind, connect and write with the
+// credentials, a second binding seeing the first one's table, unbind, deprovision, nothing left),
+// the errors a platform can cause, a cluster whose bound URI survives a failover while another
+// tenant's credentials cannot reach it, and a broker killed with SIGKILL in the middle of a
+// provision and of a deprovision.
+#include <signal.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <sstream>
+#include <thread>
+
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+#include <httplib.h>
+#include <nlohmann/json.hpp>
+
+#include "common/process.h"
+#include "postgres/pg_connection.h"
+#include "support/local_cluster.h"
+#include "support/ports.h"
+#include "support/test_files.h"
+
+namespace pgf::testing {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+using std::chrono::seconds;
+
+constexpr const char* kService = "e0bbd32b-944e-4a1e-bf83-db238487ce21";
+constexpr const char* kSingleSmall = "3b8c5ecc-e36f-4066-8cc0-22124da2cc00";
+constexpr const char* kClusterSmall = "347487b1-13d0-4e3f-bf75-3091dc23a86f";
+
+struct Answer {
+  int status = 0;
+  json body;
+  std::string text;
+};
+
+class BrokerLifecycleTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/pgfleet-broker-it-XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+    fs::permissions(dir_, fs::perms(0711));
+    password_ = randomPassword();
+    port_ = pickFreePort();
+    // Instances' ports from a random window of 200: the broker skips any that are taken.
+    std::random_device rd;
+    const int low = 42000 + static_cast<int>(rd() % 80) * 200;
+    std::ifstream example(std::string(PGFLEET_SOURCE_DIR) + "/examples/broker-local.yaml");
+    std::stringstream text;
+    text << example.rdbuf();
+    std::string config = text.str();
+    config.replace(config.find("broker:\n"), std::string("broker:\n").size(),
+                   fmt::format("broker:\n  ports: {}-{}\n  templates_dir: {}/examples/templates\n",
+                               low, low + 199, PGFLEET_SOURCE_DIR));
+    auto etcd_ports = pickFreePorts(2);
+    config += fmt::format("\netcd:\n  embedded_port: {}\n  embedded_peer_port: {}\n", etcd_ports[0],
+                          etcd_ports[1]);
+    config_ = dir_ + "/broker.yaml";
+    std::ofstream(config_) << config;
+  }
+
+  void TearDown() override {
+    stopBroker(SIGKILL);
+    // What the test left behind after a failure: every instance's processes, by their PID files,
+    // then the embedded etcd.
+    std::error_code ec;
+    for (const auto& inst : fs::directory_iterator(state() + "/instances", ec)) {
+      for (const auto& node : fs::directory_iterator(inst.path(), ec)) {
+        for (const char* file : {"agent.pid", "data/postmaster.pid"}) {
+          std::ifstream in(node.path() / file);
+          pid_t pid = 0;
+          if (in >> pid && pid > 1 && processAlive(pid)) {
+            signalProcess(pid, SIGKILL);
+            waitProcess(pid, Millis(5000));
+          }
+        }
+      }
+      std::ifstream in(inst.path() / "haproxy.pid");
+      pid_t pid = 0;
+      if (in >> pid && pid > 1 && processAlive(pid))
+        signalProcess(pid, SIGKILL);
+    }
+    std::ifstream in(state() + "/etcd.pid");
+    pid_t etcd = 0;
+    if (in >> etcd && etcd > 1) {
+      signalProcess(etcd, SIGTERM);
+      waitProcess(etcd, Millis(10000));
+    }
+    if (getenv("PGFLEET_KEEP_TEST_DIRS") == nullptr)
+      fs::remove_all(dir_, ec);
+  }
+
+  std::string state() const { return dir_ + "/state"; }
+
+  void startBroker() {
+    CommandSpec spec;
+    spec.argv = {PGFLEET_BROKER_BIN, "--config", config_};
+    spec.env = {{"PGFLEET_BROKER_USER", "broker"},
+                {"PGFLEET_BROKER_PASSWORD", password_},
+                {"PGFLEET_BROKER_LISTEN", "127.0.0.1:" + std::to_string(port_)},
+                {"PGFLEET_STATE_DIR", state()}};
+    spec.output_file = dir_ + "/broker.log";
+    auto pid = spawnProcess(spec);
+    ASSERT_TRUE(pid.ok()) << pid.error().message;
+    pid_ = *pid;
+    ASSERT_TRUE(
+        waitUntil([&] { return call("GET", "/v2/catalog").status == 200; }, Millis(seconds(60))))
+        << brokerLog();
+  }
+
+  void stopBroker(int sig) {
+    if (pid_ <= 0)
+      return;
+    signalProcess(pid_, sig);
+    waitProcess(pid_, Millis(30000));
+    pid_ = 0;
+  }
+
+  std::string brokerLog() { return fileTail(dir_ + "/broker.log", 40); }
+
+  Answer call(const std::string& method, const std::string& path, const json& body = nullptr,
+              const std::string& version = "2.17") {
+    httplib::Client client("127.0.0.1", port_);
+    client.set_basic_auth("broker", password_);
+    client.set_connection_timeout(2);
+    client.set_read_timeout(60);
+    httplib::Headers headers = {{"X-Broker-API-Version", version}};
+    std::string payload = body.is_null() ? "" : body.dump();
+    httplib::Result res{nullptr, httplib::Error::Unknown};
+    if (method == "PUT")
+      res = client.Put(path, headers, payload, "application/json");
+    else if (method == "PATCH")
+      res = client.Patch(path, headers, payload, "application/json");
+    else if (method == "DELETE")
+      res = client.Delete(path, headers);
+    else
+      res = client.Get(path, headers);
+    Answer a;
+    if (!res)
+      return a;
+    a.status = res->status;
+    a.text = res->body;
+    a.body = json::parse(res->body, nullptr, false);
+    return a;
+  }
+
+  Answer raw(const std::string& method, const std::string& path, const std::string& payload) {
+    httplib::Client client("127.0.0.1", port_);
+    client.set_basic_auth("broker", password_);
+    client.set_read_timeout(30);
+    httplib::Headers headers = {{"X-Broker-API-Version", "2.17"}};
+    auto res = method == "PUT" ? client.Put(path, headers, payload, "application/json")
+                               : client.Patch(path, headers, payload, "application/json");
+    Answer a;
+    if (res) {
+      a.status = res->status;
+      a.body = json::parse(res->body, nullptr, false);
+    }
+    return a;
+  }
+
+  json provisionBody(const std::string& plan, json parameters = json::object()) {
+    return {{"service_id", kService},
+            {"plan_id", plan},
+            {"organization_guid", "org-1"},
+            {"space_guid", "space-1"},
+            {"parameters", std::move(parameters)}};
+  }
+
+  // Polls last_operation until it is no longer "in progress"; the final answer.
+  Answer waitOperation(const std::string& instance, Millis timeout) {
+    Answer last;
+    waitUntil(
+        [&] {
+          last = call("GET", "/v2/service_instances/" + instance + "/last_operation");
+          return last.status != 200 || last.body.value("state", "") != "in progress";
+        },
+        timeout);
+    return last;
+  }
+
+  static Result<PgConnection> connectWith(const json& credentials, bool read_only = false) {
+    ConnParams p = {{"host", credentials.value("hostname", "")},
+                    {"port", std::to_string(read_only ? credentials.value("read_only_port", 0)
+                                                      : credentials.value("port", 0))},
+                    {"user", credentials.value("username", "")},
+                    {"password", credentials.value("password", "")},
+                    {"dbname", credentials.value("name", "")}};
+    return PgConnection::connect(p, Millis(5000));
+  }
+
+  size_t instanceDirectories() {
+    size_t n = 0;
+    std::error_code ec;
+    for (auto it = fs::directory_iterator(state() + "/instances", ec);
+         !ec && it != fs::directory_iterator(); ++it)
+      ++n;
+    return n;
+  }
+
+  std::string dir_, config_, password_;
+  int port_ = 0;
+  pid_t pid_ = 0;
+};
+
+TEST_F(BrokerLifecycleTest, ASingleServerFromProvisionToDeprovisionLeavesNothingBehind) {
+  ASSERT_NO_FATAL_FAILURE(startBroker());
+  const std::string inst = "/v2/service_instances/inst-1";
+
+  // Errors change nothing.
+  EXPECT_EQ(call("PUT", inst, provisionBody(kSingleSmall)).status, 422);  // no accepts_incomplete
+  EXPECT_EQ(call("PUT", inst, provisionBody(kSingleSmall)).body.value("error", ""),
+            "AsyncRequired");
+  EXPECT_EQ(call("PUT", inst + "?accepts_incomplete=true", provisionBody("no-such-plan")).status,
+            400);
+  EXPECT_EQ(raw("PUT", inst + "?accepts_incomplete=true", "{not json").status, 400);
+  Answer hostile =
+      call("PUT", inst + "?accepts_incomplete=true",
+           provisionBody(kSingleSmall, {{"database", "x'; DROP DATABASE postgres; --"}}));
+  EXPECT_EQ(hostile.status, 400);
+  EXPECT_NE(hostile.body.value("description", "").find("parameters.database"), std::string::npos)
+      << hostile.text;
+  EXPECT_EQ(
+      call("PUT", inst + "?accepts_incomplete=true", provisionBody(kSingleSmall, {{"unknown", 1}}))
+          .status,
+      400);
+  json wrong_maintenance = provisionBody(kSingleSmall);
+  wrong_maintenance["maintenance_info"] = {{"version", "9.9.9"}};
+  EXPECT_EQ(
+      call("PUT", inst + "?accepts_incomplete=true", wrong_maintenance).body.value("error", ""),
+      "MaintenanceInfoConflict");
+  EXPECT_EQ(call("GET", inst).status, 404);
+  EXPECT_EQ(call("GET", inst + "/last_operation").status, 404);
+  EXPECT_EQ(call("DELETE", inst + "?service_id=s&plan_id=p&accepts_incomplete=true").status, 410);
+  EXPECT_EQ(instanceDirectories(), 0u);
+
+  // Provision: 202, the same 202 for the same request, 409 for another.
+  json body = provisionBody(kSingleSmall, {{"database", "shop"}, {"extensions", {"citext"}}});
+  Answer accepted = call("PUT", inst + "?accepts_incomplete=true", body);
+  ASSERT_EQ(accepted.status, 202) << accepted.text;
+  const std::string op = accepted.body.value("operation", "");
+  EXPECT_FALSE(op.empty());
+  Answer again = call("PUT", inst + "?accepts_incomplete=true", body);
+  EXPECT_EQ(again.status, 202);
+  EXPECT_EQ(again.body.value("operation", ""), op);
+  EXPECT_EQ(call("PUT", inst + "?accepts_incomplete=true", provisionBody(kClusterSmall)).status,
+            409);
+
+  Answer done = waitOperation("inst-1", Millis(seconds(180)));
+  ASSERT_EQ(done.status, 200) << done.text << brokerLog();
+  ASSERT_EQ(done.body.value("state", ""), "succeeded") << done.text << brokerLog();
+  EXPECT_EQ(call("PUT", inst + "?accepts_incomplete=true", body).status, 200);
+  Answer fetched = call("GET", inst);
+  ASSERT_EQ(fetched.status, 200);
+  EXPECT_EQ(fetched.body.value("plan_id", ""), kSingleSmall);
+  EXPECT_EQ(fetched.body["parameters"]["database"], "shop");
+
+  // Bind: credentials that write, never a superuser; a second binding uses the first one's table.
+  json bind_body = {{"service_id", kService}, {"plan_id", kSingleSmall}};
+  Answer b1 = call("PUT", inst + "/service_bindings/b1", bind_body);
+  ASSERT_EQ(b1.status, 201) << b1.text << brokerLog();
+  const json c1 = b1.body["credentials"];
+  for (const char* key : {"uri", "jdbcUrl", "hostname", "host", "port", "name", "database",
+                          "username", "password", "endpoints"})
+    EXPECT_TRUE(c1.contains(key)) << key;
+  EXPECT_EQ(c1.value("name", ""), "shop");
+  EXPECT_EQ(c1.value("password", "").size(), 32u);
+  EXPECT_EQ(call("PUT", inst + "/service_bindings/b1", bind_body).body["credentials"], c1);
+  {
+    auto conn = connectWith(c1);
+    ASSERT_TRUE(conn.ok()) << conn.error().message;
+    ASSERT_TRUE(conn->exec("CREATE TABLE orders (id int, note citext)").ok());
+    ASSERT_TRUE(conn->exec("INSERT INTO orders VALUES (1, 'first')").ok());
+    auto su = conn->query("SELECT rolsuper FROM pg_roles WHERE rolname = session_user");
+    ASSERT_TRUE(su.ok());
+    EXPECT_EQ(su->get(0, "rolsuper").value_or(""), "f");
+    EXPECT_FALSE(conn->exec("CREATE ROLE intruder").ok());
+    EXPECT_FALSE(conn->exec("ALTER SYSTEM SET work_mem = '1GB'").ok());
+  }
+  Answer b2 = call("PUT", inst + "/service_bindings/b2", bind_body);
+  ASSERT_EQ(b2.status, 201) << b2.text;
+  const json c2 = b2.body["credentials"];
+  EXPECT_NE(c2.value("username", ""), c1.value("username", ""));
+  auto conn2 = connectWith(c2);
+  ASSERT_TRUE(conn2.ok()) << conn2.error().message;
+  auto rows = conn2->query("SELECT count(*) AS n FROM orders");
+  ASSERT_TRUE(rows.ok()) << rows.error().message;
+  EXPECT_EQ(rows->get(0, "n").value_or(""), "1");
+  Answer fb = call("GET", inst + "/service_bindings/b2");
+  EXPECT_EQ(fb.status, 200);
+  EXPECT_EQ(fb.body["credentials"], c2);
+
+  // Unbind: the role is gone, its table stays with the owner; a repeated unbind is 410.
+  Answer u = call("DELETE", inst + "/service_bindings/b1?service_id=" + std::string(kService) +
+                                "&plan_id=" + kSingleSmall);
+  EXPECT_EQ(u.status, 200) << u.text;
+  auto gone = conn2->query("SELECT count(*) AS n FROM pg_roles WHERE rolname = $1",
+                           {c1.value("username", "")});
+  ASSERT_TRUE(gone.ok());
+  EXPECT_EQ(gone->get(0, "n").value_or(""), "0");
+  EXPECT_FALSE(connectWith(c1).ok());
+  rows = conn2->query("SELECT count(*) AS n FROM orders");
+  ASSERT_TRUE(rows.ok());
+  EXPECT_EQ(rows->get(0, "n").value_or(""), "1");
+  EXPECT_EQ(call("DELETE", inst + "/service_bindings/b1?service_id=" + std::string(kService) +
+                               "&plan_id=" + kSingleSmall)
+                .status,
+            410);
+  EXPECT_EQ(call("GET", inst + "/service_bindings/b1").status, 404);
+
+  // Deprovision: 202, then 410 from last_operation, and nothing on disk or listening.
+  Answer del = call("DELETE", inst + "?service_id=" + std::string(kService) +
+                                  "&plan_id=" + kSingleSmall + "&accepts_incomplete=true");
+  ASSERT_EQ(del.status, 202) << del.text;
+  Answer end = waitOperation("inst-1", Millis(seconds(120)));
+  EXPECT_EQ(end.status, 410) << end.text << brokerLog();
+  EXPECT_EQ(call("GET", inst).status, 404);
+  EXPECT_EQ(instanceDirectories(), 0u);
+  EXPECT_FALSE(connectWith(c2).ok());
+}
+
+// The node directory of the instance whose PostgreSQL listens on `pg_port` (from its agent.yml).
+std::string nodeListeningOn(const std::string& instances_dir, int pg_port) {
+  std::error_code ec;
+  for (const auto& inst : fs::directory_iterator(instances_dir, ec))
+    for (const auto& node : fs::directory_iterator(inst.path(), ec)) {
+      std::ifstream in(node.path() / "agent.yml");
+      std::stringstream text;
+      text << in.rdbuf();
+      if (text.str().find(fmt::format("postgresql:\n  listen: 127.0.0.1:{}\n", pg_port)) !=
+          std::string::npos)
+        return node.path().string();
+    }
+  return "";
+}
+
+TEST_F(BrokerLifecycleTest, AClusterKeepsItsBoundUriThroughAFailoverAndTenantsStayApart) {
+  ASSERT_NO_FATAL_FAILURE(startBroker());
+  const std::string a = "/v2/service_instances/tenant-a";
+  const std::string b = "/v2/service_instances/tenant-b";
+  ASSERT_EQ(call("PUT", a + "?accepts_incomplete=true", provisionBody(kClusterSmall)).status, 202);
+  ASSERT_EQ(call("PUT", b + "?accepts_incomplete=true", provisionBody(kSingleSmall)).status, 202);
+  Answer done_a = waitOperation("tenant-a", Millis(seconds(180)));
+  ASSERT_EQ(done_a.body.value("state", ""), "succeeded") << done_a.text << brokerLog();
+  Answer done_b = waitOperation("tenant-b", Millis(seconds(180)));
+  ASSERT_EQ(done_b.body.value("state", ""), "succeeded") << done_b.text << brokerLog();
+
+  Answer bind_a = call("PUT", a + "/service_bindings/app",
+                       {{"service_id", kService}, {"plan_id", kClusterSmall}});
+  ASSERT_EQ(bind_a.status, 201) << bind_a.text;
+  Answer bind_b = call("PUT", b + "/service_bindings/app",
+                       {{"service_id", kService}, {"plan_id", kSingleSmall}});
+  ASSERT_EQ(bind_b.status, 201) << bind_b.text;
+  const json ca = bind_a.body["credentials"];
+  const json cb = bind_b.body["credentials"];
+  EXPECT_TRUE(ca.contains("read_only_uri"));
+  EXPECT_FALSE(cb.contains("read_only_uri"));
+
+  // Each tenant's role exists only in its own instance.
+  json a_at_b = ca;
+  a_at_b["port"] = cb["port"];
+  a_at_b["name"] = cb["name"];
+  EXPECT_FALSE(connectWith(a_at_b).ok());
+  json b_at_a = cb;
+  b_at_a["port"] = ca["port"];
+  b_at_a["name"] = ca["name"];
+  EXPECT_FALSE(connectWith(b_at_a).ok());
+
+  auto conn = connectWith(ca);
+  ASSERT_TRUE(conn.ok()) << conn.error().message;
+  ASSERT_TRUE(conn->exec("CREATE TABLE t (id int)").ok());
+  ASSERT_TRUE(conn->exec("INSERT INTO t SELECT generate_series(1, 100)").ok());
+  auto port = conn->query("SELECT inet_server_port() AS p");
+  ASSERT_TRUE(port.ok());
+  const int old_pg = std::stoi(port->get(0, "p").value_or("0"));
+  auto ro = connectWith(ca, true);
+  ASSERT_TRUE(ro.ok()) << ro.error().message;
+  auto in_recovery = ro->query("SELECT pg_is_in_recovery() AS r");
+  ASSERT_TRUE(in_recovery.ok());
+  EXPECT_EQ(in_recovery->get(0, "r").value_or(""), "t");
+
+  // The primary's agent and PostgreSQL die; the same URI reaches the new primary.
+  const std::string node = nodeListeningOn(state() + "/instances", old_pg);
+  ASSERT_FALSE(node.empty());
+  for (const char* file : {"agent.pid", "data/postmaster.pid"}) {
+    std::ifstream in(node + "/" + file);
+    pid_t pid = 0;
+    ASSERT_TRUE(in >> pid);
+    signalProcess(pid, SIGKILL);
+  }
+  int new_pg = 0;
+  long long rows = 0;
+  EXPECT_TRUE(waitUntil(
+      [&] {
+        auto c = connectWith(ca);
+        if (!c.ok() || !c->exec("INSERT INTO t VALUES (101)").ok())
+          return false;
+        auto p = c->query("SELECT inet_server_port() AS p, (SELECT count(*) FROM t) AS n");
+        if (!p.ok())
+          return false;
+        new_pg = std::stoi(p->get(0, "p").value_or("0"));
+        rows = std::stoll(p->get(0, "n").value_or("0"));
+        return true;
+      },
+      Millis(seconds(60))))
+      << brokerLog();
+  EXPECT_NE(new_pg, old_pg);
+  EXPECT_EQ(rows, 101) << "a row acknowledged before the failover was lost or one was duplicated";
+
+  for (const std::string& inst : {a, b}) {
+    const std::string plan = inst == a ? kClusterSmall : kSingleSmall;
+    ASSERT_EQ(call("DELETE", inst + "?service_id=" + std::string(kService) + "&plan_id=" + plan +
+                                 "&accepts_incomplete=true")
+                  .status,
+              202);
+  }
+  EXPECT_EQ(waitOperation("tenant-a", Millis(seconds(120))).status, 410) << brokerLog();
+  EXPECT_EQ(waitOperation("tenant-b", Millis(seconds(120))).status, 410) << brokerLog();
+  EXPECT_EQ(instanceDirectories(), 0u);
+}
+
+TEST_F(BrokerLifecycleTest, ABrokerKilledDuringAProvisionFinishesItWhenItStartsAgain) {
+  ASSERT_NO_FATAL_FAILURE(startBroker());
+  const std::string inst = "/v2/service_instances/inst-2";
+  Answer accepted = call("PUT", inst + "?accepts_incomplete=true", provisionBody(kSingleSmall));
+  ASSERT_EQ(accepted.status, 202) << accepted.text;
+  // Killed once the nodes are being started.
+  ASSERT_TRUE(waitUntil([&] { return instanceDirectories() == 1; }, Millis(seconds(30))));
+  stopBroker(SIGKILL);
+  ASSERT_NO_FATAL_FAILURE(startBroker());
+  Answer done = waitOperation("inst-2", Millis(seconds(180)));
+  ASSERT_EQ(done.status, 200) << done.text << brokerLog();
+  EXPECT_EQ(done.body.value("state", ""), "succeeded") << done.text << brokerLog();
+  Answer b = call("PUT", inst + "/service_bindings/b1",
+                  {{"service_id", kService}, {"plan_id", kSingleSmall}});
+  ASSERT_EQ(b.status, 201) << b.text;
+  auto conn = connectWith(b.body["credentials"]);
+  ASSERT_TRUE(conn.ok()) << conn.error().message;
+  EXPECT_TRUE(conn->exec("CREATE TABLE t (x int)").ok());
+
+  // Deprovision, killed right after it was accepted, finished by the next broker.
+  Answer del = call("DELETE", inst + "?service_id=" + std::string(kService) +
+                                  "&plan_id=" + kSingleSmall + "&accepts_incomplete=true");
+  ASSERT_EQ(del.status, 202) << del.text;
+  stopBroker(SIGKILL);
+  ASSERT_NO_FATAL_FAILURE(startBroker());
+  Answer end = waitOperation("inst-2", Millis(seconds(120)));
+  EXPECT_EQ(end.status, 410) << end.text << brokerLog();
+  EXPECT_EQ(instanceDirectories(), 0u);
+}
+
+}  // namespace
+}  // namespace pgf::testing
