@@ -24,8 +24,8 @@ struct BrokerConfig {
   int embedded_etcd_port = 23790;   // the etcd the broker starts
   int embedded_etcd_peer_port = 0;  // its peer port; 0: the next one
   std::string templates_dir;        // plans' templates; default: templates/ beside the file
-  int port_low = 30000;             // instances' ports are taken from [port_low, port_high]
-  int port_high = 39999;
+  int port_low = 20000;             // instances' ports are taken from [port_low, port_high]
+  int port_high = 29999;
   std::string run_as = "postgres";  // the user instances run as when the broker runs as root
   std::string pg_bin_dir = "/usr/lib/postgresql/15/bin";
   std::string agent_bin;  // default: pgfleet-agent beside pgfleet-broker

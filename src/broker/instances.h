@@ -32,8 +32,8 @@ struct InstanceServiceOptions {
   Catalog catalog;
   std::string templates_dir;            // where plans' templates are
   std::vector<std::string> etcd_hosts;  // what the agents connect to
-  int port_low = 30000;                 // instances' ports come from [port_low, port_high]
-  int port_high = 39999;
+  int port_low = 20000;                 // instances' ports come from [port_low, port_high]
+  int port_high = 29999;
   std::string pg_bin_dir = "/usr/lib/postgresql/15/bin";
   Millis ready_timeout{300000};  // a provision not healthy by then fails
   Millis sql_timeout{10000};

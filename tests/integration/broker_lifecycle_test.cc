@@ -50,9 +50,10 @@ class BrokerLifecycleTest : public ::testing::Test {
     fs::permissions(dir_, fs::perms(0711));
     password_ = randomPassword();
     port_ = pickFreePort();
-    // Instances' ports from a random window of 200: the broker skips any that are taken.
+    // Instances' ports from a random window of 200 below the kernel's ephemeral range (where a
+    // client's connection could take one): the broker skips any that are taken.
     std::random_device rd;
-    const int low = 42000 + static_cast<int>(rd() % 80) * 200;
+    const int low = 20000 + static_cast<int>(rd() % 60) * 200;
     std::ifstream example(std::string(PGFLEET_SOURCE_DIR) + "/examples/broker-local.yaml");
     std::stringstream text;
     text << example.rdbuf();
