@@ -3,6 +3,8 @@
 #include <sys/random.h>
 
 #include <cctype>
+#include <chrono>
+#include <thread>
 
 #include <fmt/format.h>
 
@@ -132,16 +134,27 @@ Status checkReadiness(const InstanceAccess& a, Millis timeout) {
   if (!in_db.ok())
     return in_db.error();
   if (a.read_only_port > 0) {
-    auto ro = PgConnection::connect(superuser(a, a.read_only_port, a.database), timeout);
-    if (!ro.ok())
-      return ro.error().wrap(
-          fmt::format("connecting through the read-only endpoint {}:{}", a.host, a.read_only_port));
-    auto r = ro->query("SELECT pg_catalog.pg_is_in_recovery() AS r", {}, timeout);
-    if (!r.ok())
-      return r.error().wrap("reading through the read-only endpoint");
-    if (r->get(0, "r").value_or("") != "t")
-      return makeError(ErrorCode::kPostgresUnavailable,
-                       "the read-only endpoint reached a primary, not a replica");
+    // A replica shows the new database once it has replayed it: asynchronous replication may
+    // take a moment, so this read is tried again until `timeout`.
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    Error last = makeError(ErrorCode::kTimeout, "no attempt");
+    while (true) {
+      auto ro = PgConnection::connect(superuser(a, a.read_only_port, a.database), timeout);
+      if (ro.ok()) {
+        auto r = ro->query("SELECT pg_catalog.pg_is_in_recovery() AS r", {}, timeout);
+        if (r.ok() && r->get(0, "r").value_or("") == "t")
+          break;
+        last = r.ok() ? makeError(ErrorCode::kPostgresUnavailable,
+                                  "the read-only endpoint reached a primary, not a replica")
+                      : r.error().wrap("reading through the read-only endpoint");
+      } else {
+        last = ro.error().wrap(fmt::format("connecting through the read-only endpoint {}:{}",
+                                           a.host, a.read_only_port));
+      }
+      if (std::chrono::steady_clock::now() >= deadline)
+        return last;
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    }
   }
   return okStatus();
 }

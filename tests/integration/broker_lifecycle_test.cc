@@ -388,6 +388,23 @@ TEST_F(BrokerLifecycleTest, AClusterKeepsItsBoundUriThroughAFailoverAndTenantsSt
   ASSERT_TRUE(in_recovery.ok());
   EXPECT_EQ(in_recovery->get(0, "r").value_or(""), "t");
 
+  // Both replicas hold the 100 rows (HAProxy sends each new read-only connection to the next
+  // replica), so that whichever is promoted must have them: asynchronous replication promises
+  // no more.
+  EXPECT_TRUE(waitUntil(
+      [&] {
+        for (int i = 0; i < 4; ++i) {
+          auto r = connectWith(ca, true);
+          if (!r.ok())
+            return false;
+          auto n = r->query("SELECT count(*) AS n FROM t");
+          if (!n.ok() || n->get(0, "n").value_or("") != "100")
+            return false;
+        }
+        return true;
+      },
+      Millis(seconds(30))));
+
   // The primary's agent and PostgreSQL die; the same URI reaches the new primary.
   const std::string node = nodeListeningOn(state() + "/instances", old_pg);
   ASSERT_FALSE(node.empty());
