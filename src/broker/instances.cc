@@ -635,29 +635,8 @@ HttpReply InstanceService::bind(const std::string& id, const std::string& bid,
   return out;
 }
 
-Status InstanceService::rollBackBind(const OperationRecord& op) {
-  auto instance = store_.instance(op.instance_id);
-  auto binding = store_.binding(op.instance_id, op.binding_id);
-  if (!instance.ok() || !binding.ok())
-    return makeError(ErrorCode::kIo, "store");
-  if (instance->has_value() && binding->has_value()) {
-    const std::string role = (*binding)->credentials.value("username", "");
-    if (!role.empty()) {
-      Status dropped = dropBindingRole(accessOf(**instance), role, options_.sql_timeout);
-      if (!dropped.ok()) {
-        spdlog::error("rolling back binding {}: {}", json(op.binding_id).dump(),
-                      dropped.error().message);
-        return dropped;
-      }
-    }
-  }
-  return store_.transaction([&]() -> Status {
-    PGF_RETURN_IF_ERROR(store_.deleteBinding(op.instance_id, op.binding_id));
-    return store_.finishOperation(op.id, OpState::kFailed, "rolled back");
-  });
-}
-
-Status InstanceService::finishUnbind(const OperationRecord& op) {
+Status InstanceService::removeBinding(const OperationRecord& op, OpState end,
+                                      const std::string& description) {
   auto instance = store_.instance(op.instance_id);
   auto binding = store_.binding(op.instance_id, op.binding_id);
   if (!instance.ok() || !binding.ok())
@@ -671,8 +650,19 @@ Status InstanceService::finishUnbind(const OperationRecord& op) {
   PGF_TRY(store_.journal(op.id, "role dropped"), "journal");
   return store_.transaction([&]() -> Status {
     PGF_RETURN_IF_ERROR(store_.deleteBinding(op.instance_id, op.binding_id));
-    return store_.finishOperation(op.id, OpState::kSucceeded, "unbound");
+    return store_.finishOperation(op.id, end, description);
   });
+}
+
+Status InstanceService::rollBackBind(const OperationRecord& op) {
+  Status st = removeBinding(op, OpState::kFailed, "rolled back");
+  if (!st.ok())
+    spdlog::error("rolling back binding {}: {}", json(op.binding_id).dump(), st.error().message);
+  return st;
+}
+
+Status InstanceService::finishUnbind(const OperationRecord& op) {
+  return removeBinding(op, OpState::kSucceeded, "unbound");
 }
 
 HttpReply InstanceService::unbind(const std::string& id, const std::string& bid,

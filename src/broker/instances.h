@@ -79,6 +79,9 @@ class InstanceService {
                         const std::atomic<bool>& cancel);
   // Stops the worker of an instance (cancelled, joined); the caller must not hold mu_.
   void stopWorker(const std::string& instance_id);
+  // Drops the binding's role (when it and the instance exist), forgets the binding and ends `op`
+  // as `end`.
+  Status removeBinding(const OperationRecord& op, OpState end, const std::string& description);
   Status rollBackBind(const OperationRecord& op);
   Status finishUnbind(const OperationRecord& op);
   // An instance's own critical section for bind and unbind: false when another is running.
