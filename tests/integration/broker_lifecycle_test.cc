@@ -18,8 +18,10 @@
 #include <httplib.h>
 #include <nlohmann/json.hpp>
 
+#include "common/base64.h"
 #include "common/process.h"
 #include "postgres/pg_connection.h"
+#include "support/etcd_process.h"
 #include "support/local_cluster.h"
 #include "support/ports.h"
 #include "support/test_files.h"
@@ -473,6 +475,57 @@ TEST_F(BrokerLifecycleTest, ABrokerKilledDuringAProvisionFinishesItWhenItStartsA
   Answer end = waitOperation("inst-2", Millis(seconds(120)));
   EXPECT_EQ(end.status, 410) << end.text << brokerLog();
   EXPECT_EQ(instanceDirectories(), 0u);
+}
+
+// How many keys an etcd holds under `prefix` (its JSON gateway's count_only range); -1 when it
+// does not answer.
+int etcdKeyCount(const EtcdProcess& etcd, const std::string& prefix) {
+  std::string end = prefix;
+  end.back() = static_cast<char>(end.back() + 1);
+  httplib::Client client("127.0.0.1", etcd.clientPort());
+  client.set_read_timeout(5);
+  json req = {
+      {"key", base64Encode(prefix)}, {"range_end", base64Encode(end)}, {"count_only", true}};
+  auto res = client.Post("/v3/kv/range", req.dump(), "application/json");
+  if (!res || res->status != 200)
+    return -1;
+  json body = json::parse(res->body, nullptr, false);
+  if (!body.is_object())
+    return -1;
+  return std::stoi(body.value("count", std::string("0")));
+}
+
+TEST_F(BrokerLifecycleTest, WithAnExternalEtcdItStartsNoneAndLeavesNoKeyThere) {
+  TempDir dir("pgfleet-broker-etcd");
+  EtcdProcess etcd(dir.path() + "/etcd");
+  ASSERT_TRUE(etcd.start().ok()) << etcd.logTail();
+  // The configuration names the external etcd instead of the embedded one's ports.
+  std::ifstream in(config_);
+  std::stringstream text;
+  text << in.rdbuf();
+  std::string config = text.str();
+  config = config.substr(0, config.rfind("\netcd:\n")) +
+           fmt::format("\netcd:\n  hosts: [{}]\n", etcd.endpoint());
+  std::ofstream(config_) << config;
+
+  ASSERT_NO_FATAL_FAILURE(startBroker());
+  EXPECT_FALSE(fs::exists(state() + "/etcd.pid"));
+  EXPECT_FALSE(fs::exists(state() + "/etcd"));
+  const std::string inst = "/v2/service_instances/ext-1";
+  ASSERT_EQ(call("PUT", inst + "?accepts_incomplete=true", provisionBody(kSingleSmall)).status,
+            202);
+  Answer done = waitOperation("ext-1", Millis(seconds(180)));
+  ASSERT_EQ(done.body.value("state", ""), "succeeded") << done.text << brokerLog();
+  // The instance's agent keeps its cluster in the external etcd.
+  EXPECT_GT(etcdKeyCount(etcd, "/service/"), 0);
+
+  Answer del = call("DELETE", inst + "?service_id=" + std::string(kService) +
+                                  "&plan_id=" + kSingleSmall + "&accepts_incomplete=true");
+  ASSERT_EQ(del.status, 202) << del.text;
+  EXPECT_EQ(waitOperation("ext-1", Millis(seconds(120))).status, 410) << brokerLog();
+  EXPECT_EQ(instanceDirectories(), 0u);
+  EXPECT_EQ(etcdKeyCount(etcd, "/service/"), 0);
+  stopBroker(SIGTERM);
 }
 
 }  // namespace
