@@ -579,8 +579,8 @@ HttpReply InstanceService::bind(const std::string& id, const std::string& bid,
     auto existing = store_.binding(id, bid);
     if (!existing.ok())
       return storeFailure(existing.error());
-    if (existing->has_value()) {
-      if ((*existing)->ready && (*existing)->parameters == params)
+    if (existing->has_value() && (*existing)->ready) {
+      if ((*existing)->parameters == params)
         return reply(200, {{"credentials", (*existing)->credentials}});
       return osbError(409, "", "a binding with this id exists with other attributes");
     }
@@ -596,6 +596,14 @@ HttpReply InstanceService::bind(const std::string& id, const std::string& bid,
       std::string id;
       ~Release() { s->release(id); }
     } release{this, id};
+    // A binding record that is not ready, with no bind running (the claim above), is what an
+    // earlier attempt left when its role could not be created nor dropped (PostgreSQL down): it
+    // is rolled back now, so that the platform's retry is a new attempt.
+    if (Status st = rollBackLeftoverBind(id, bid); !st.ok())
+      return osbError(
+          500, "",
+          "an earlier attempt at this binding left a role that cannot be dropped yet (" +
+              st.error().message + "); try again later");
     InstanceAccess access = accessOf(instance);
     const std::string role = randomName("b_", 16);
     const std::string password = randomSecret();
@@ -652,6 +660,21 @@ Status InstanceService::removeBinding(const OperationRecord& op, OpState end,
     PGF_RETURN_IF_ERROR(store_.deleteBinding(op.instance_id, op.binding_id));
     return store_.finishOperation(op.id, end, description);
   });
+}
+
+Status InstanceService::rollBackLeftoverBind(const std::string& id, const std::string& bid) {
+  auto existing = store_.binding(id, bid);
+  if (!existing.ok())
+    return existing.error();
+  if (!existing->has_value() || (*existing)->ready)
+    return {};
+  auto last = store_.lastOperation(id, bid);
+  if (!last.ok())
+    return last.error();
+  if (last->has_value() && (*last)->kind == OpKind::kBind && (*last)->state == OpState::kInProgress)
+    return rollBackBind(**last);
+  // A record is only ever written together with its bind operation (beginOperation).
+  return makeError(ErrorCode::kInternal, "the binding has no bind operation to roll back");
 }
 
 Status InstanceService::rollBackBind(const OperationRecord& op) {

@@ -82,6 +82,8 @@ class InstanceService {
   // Drops the binding's role (when it and the instance exist), forgets the binding and ends `op`
   // as `end`.
   Status removeBinding(const OperationRecord& op, OpState end, const std::string& description);
+  // Rolls back a binding record an earlier bind left unready; nothing when there is none.
+  Status rollBackLeftoverBind(const std::string& id, const std::string& bid);
   Status rollBackBind(const OperationRecord& op);
   Status finishUnbind(const OperationRecord& op);
   // An instance's own critical section for bind and unbind: false when another is running.

@@ -528,5 +528,36 @@ TEST_F(BrokerLifecycleTest, WithAnExternalEtcdItStartsNoneAndLeavesNoKeyThere) {
   stopBroker(SIGTERM);
 }
 
+TEST_F(BrokerLifecycleTest, ABindThatFailedAndCouldNotRollBackIsTriedAfreshByTheNextRequest) {
+  ASSERT_NO_FATAL_FAILURE(startBroker());
+  const std::string inst = "/v2/service_instances/bind-retry";
+  ASSERT_EQ(call("PUT", inst + "?accepts_incomplete=true", provisionBody(kSingleSmall)).status,
+            202);
+  Answer done = waitOperation("bind-retry", Millis(seconds(180)));
+  ASSERT_EQ(done.body.value("state", ""), "succeeded") << done.text << brokerLog();
+
+  // The instance's endpoint answers nothing: the role can be neither created nor dropped.
+  pid_t haproxy = 0;
+  std::error_code ec;
+  for (const auto& dir : fs::directory_iterator(state() + "/instances", ec))
+    std::ifstream(dir.path() / "haproxy.pid") >> haproxy;
+  ASSERT_GT(haproxy, 1);
+  ASSERT_TRUE(signalProcess(haproxy, SIGSTOP));
+  json bind_body = {{"service_id", kService}, {"plan_id", kSingleSmall}};
+  Answer failed = call("PUT", inst + "/service_bindings/b1", bind_body);
+  ASSERT_TRUE(signalProcess(haproxy, SIGCONT));
+  EXPECT_EQ(failed.status, 500) << failed.text;
+  EXPECT_EQ(call("GET", inst + "/service_bindings/b1").status, 404);
+
+  // The platform's retry is a new attempt, not a conflict with the failed one.
+  Answer retried = call("PUT", inst + "/service_bindings/b1", bind_body);
+  ASSERT_EQ(retried.status, 201) << retried.text << brokerLog();
+  auto conn = connectWith(retried.body["credentials"]);
+  ASSERT_TRUE(conn.ok()) << conn.error().message;
+  auto roles = conn->query("SELECT count(*) AS n FROM pg_roles WHERE rolname LIKE 'b\\_%'");
+  ASSERT_TRUE(roles.ok()) << roles.error().message;
+  EXPECT_EQ(roles->get(0, "n").value_or(""), "1");
+}
+
 }  // namespace
 }  // namespace pgf::testing
