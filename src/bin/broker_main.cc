@@ -128,7 +128,12 @@ int main(int argc, char** argv) {
   signal(SIGPIPE, SIG_IGN);
 
   pgf::OsbApi api(config.catalog, config.username, config.password, &instances);
-  pgf::HttpServer server([&api](const pgf::HttpRequest& req) { return api.handle(req); });
+  pgf::HttpServerOptions server_options;
+  // Binds and unbinds run deferred, one at a time per instance (its claim): a platform binding
+  // many instances at once is not turned away with 503.
+  server_options.max_deferred = 64;
+  pgf::HttpServer server([&api](const pgf::HttpRequest& req) { return api.handle(req); },
+                         server_options);
   if (auto st = server.start(config.listen_host, config.listen_port); !st.ok()) {
     spdlog::critical("listening on {}:{}: {}", config.listen_host, config.listen_port,
                      st.error().message);
