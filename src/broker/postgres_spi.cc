@@ -2,12 +2,12 @@
 
 #include <sys/random.h>
 
-#include <cctype>
 #include <chrono>
 #include <thread>
 
 #include <fmt/format.h>
 
+#include "common/http_message.h"
 #include "postgres/pg_connection.h"
 #include "postgres/roles.h"
 
@@ -52,17 +52,6 @@ Result<PgConnection> connectAs(const InstanceAccess& a, const std::string& datab
 
 Result<std::string> quoted(PgConnection& conn, const std::string& name) {
   return conn.quoteIdentifier(name);
-}
-
-std::string percentEncode(const std::string& s) {
-  std::string out;
-  for (unsigned char c : s) {
-    if (std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~')
-      out.push_back(static_cast<char>(c));
-    else
-      out += fmt::format("%{:02X}", c);
-  }
-  return out;
 }
 
 }  // namespace

@@ -35,6 +35,10 @@ bool parseStatusLine(std::string_view s, int* status, bool* http10);
 bool parseRequestTarget(std::string_view target, std::string* path,
                         std::multimap<std::string, std::string>* query);
 
+// RFC 3986 percent-encoding of everything but the unreserved characters (letters, digits, "-._~"):
+// safe as a path segment, a query value or the user information of a URI.
+std::string percentEncode(std::string_view s);
+
 // "OK", "Not Found", ... for the status codes the project uses; "Unknown" otherwise.
 const char* httpReasonPhrase(int status);
 
