@@ -127,7 +127,8 @@ int main(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
-  pgf::OsbApi api(config.catalog, config.username, config.password, &instances);
+  pgf::FleetApi fleet(config.catalog, **store);
+  pgf::OsbApi api(config.catalog, config.username, config.password, &instances, &fleet);
   pgf::HttpServerOptions server_options;
   // Binds and unbinds run deferred, one at a time per instance (its claim): a platform binding
   // many instances at once is not turned away with 503.

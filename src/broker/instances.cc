@@ -82,10 +82,15 @@ InstanceAccess accessOf(const InstanceRecord& r) {
   return a;
 }
 
+// While an operation runs, its description names the last step done ("provisioning: nodes
+// started"), so that a client polling last_operation can show progress.
 json operationBody(const OperationRecord& op) {
   json body = {{"state", std::string(opStateName(op.state))}};
-  if (!op.description.empty())
-    body["description"] = op.description;
+  std::string description = op.description;
+  if (op.state == OpState::kInProgress && !op.steps.empty())
+    description += (description.empty() ? "" : ": ") + op.steps.back();
+  if (!description.empty())
+    body["description"] = description;
   return body;
 }
 

@@ -79,12 +79,13 @@ HttpReply osbError(int status, std::string_view code, std::string_view descripti
 }
 
 OsbApi::OsbApi(Catalog catalog, std::string username, std::string password,
-               InstanceService* instances)
+               InstanceService* instances, const FleetApi* fleet)
     : catalog_(std::move(catalog)),
       catalog_body_(catalog_.toJson().dump()),
       username_(std::move(username)),
       password_(std::move(password)),
-      instances_(instances) {}
+      instances_(instances),
+      fleet_(fleet) {}
 
 HttpReply OsbApi::handle(const HttpRequest& req) const {
   HttpReply reply;
@@ -107,6 +108,8 @@ HttpReply OsbApi::route(const HttpRequest& req) const {
     r.headers["WWW-Authenticate"] = "Basic realm=\"pgfleet-broker\"";
     return r;
   }
+  if (fleet_ != nullptr && req.path.rfind(kFleetApiPrefix, 0) == 0)
+    return fleet_->handle(req);
   const std::string given = req.header("x-broker-api-version");
   auto version = parseApiVersion(given);
   if (!version || version->first != 2 || version->second < kOsbMinMinor)

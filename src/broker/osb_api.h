@@ -8,7 +8,8 @@
 //     (the code only where the spec names one) and an unknown path is a JSON 404.
 // Endpoints: GET /v2/catalog; with an InstanceService, /v2/service_instances/:id (PUT, PATCH,
 // DELETE, GET), its last_operation, and its service_bindings/:binding_id (PUT, DELETE, GET) with
-// theirs.
+// theirs. With a FleetApi, the broker's own read-only endpoints under /pgfleet/v1/ (fleet_api.h):
+// authenticated like the rest, but not OSB, so they need no X-Broker-API-Version.
 #pragma once
 
 #include <optional>
@@ -17,6 +18,7 @@
 #include <utility>
 
 #include "broker/catalog.h"
+#include "broker/fleet_api.h"
 #include "broker/instances.h"
 #include "common/http_server.h"
 
@@ -35,7 +37,7 @@ HttpReply osbError(int status, std::string_view code, std::string_view descripti
 class OsbApi {
  public:
   OsbApi(Catalog catalog, std::string username, std::string password,
-         InstanceService* instances = nullptr);
+         InstanceService* instances = nullptr, const FleetApi* fleet = nullptr);
 
   // Answers one request; never throws (an internal failure is a JSON 500).
   HttpReply handle(const HttpRequest& req) const;
@@ -49,6 +51,7 @@ class OsbApi {
   std::string username_;
   std::string password_;
   InstanceService* instances_;
+  const FleetApi* fleet_;
 };
 
 }  // namespace pgf
