@@ -1,14 +1,21 @@
-// pgfleetctl: cluster operations from the operator's terminal, with patronictl's verbs and options.
-// Each verb lives in src/ctl/<verb>.cc; this file only parses the command line.
+// pgfleetctl: cluster operations from the operator's terminal, with patronictl's verbs and options,
+// and the broker's verbs (catalog, create, update, delete, bind, unbind, instances, show). Each
+// verb lives in src/ctl/; this file only parses the command line.
 #include <algorithm>
 #include <functional>
 #include <iostream>
 #include <string>
 #include <vector>
 
+#include <unistd.h>
+
 #include <CLI/CLI.hpp>
 
 #include "common/log.h"
+#include "ctl/broker_bind.h"
+#include "ctl/broker_catalog.h"
+#include "ctl/broker_instance.h"
+#include "ctl/broker_instances.h"
 #include "ctl/ctl_context.h"
 #include "ctl/edit_config.h"
 #include "ctl/history.h"
@@ -26,13 +33,31 @@ using pgf::ctl::OutputFormat;
 
 // How long one etcd request (or one short REST API request) may take before pgfleetctl gives up.
 constexpr double kDefaultTimeoutSeconds = 5;
+// The broker verbs without --timeout: one request may take a minute (a bind creates a role on the
+// instance), and an operation half an hour (a provision waits for every node to be healthy).
+constexpr pgf::Millis kBrokerRequestTimeout{60000};
+constexpr pgf::Millis kBrokerWaitTimeout{1800000};
 
 struct Globals {
   pgf::ctl::CtlOptions options;
   double timeout_seconds = kDefaultTimeoutSeconds;
+  bool timeout_given = false;  // --timeout was on the command line
+  pgf::ctl::BrokerOptions broker;
 
   pgf::Millis timeout() const { return pgf::Millis(static_cast<int64_t>(timeout_seconds * 1000)); }
 };
+
+// Finds the broker and runs `verb` with a client for it and how long to wait for an operation.
+int withBroker(const Globals& globals,
+               const std::function<int(pgf::ctl::BrokerClient&, pgf::Millis wait)>& verb) {
+  auto target = pgf::ctl::resolveBroker(globals.broker, pgf::ctl::processEnvironment());
+  if (!target.ok())
+    return pgf::ctl::reportFailure(std::cerr, target.error());
+  static pgf::ctl::HttpMemberApi transport;
+  pgf::ctl::BrokerClient broker(transport, *target,
+                                globals.timeout_given ? globals.timeout() : kBrokerRequestTimeout);
+  return verb(broker, globals.timeout_given ? globals.timeout() : kBrokerWaitTimeout);
+}
 
 // Resolves the cluster (the verb's cluster name wins), connects to etcd and runs `verb`.
 int withCluster(const Globals& globals, const std::string& cluster_name,
@@ -69,7 +94,9 @@ void addFormat(CLI::App* verb, std::string& format) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"pgfleetctl: operate pgfleet (and Patroni) PostgreSQL clusters"};
+  CLI::App app{
+      "pgfleetctl: operate pgfleet (and Patroni) PostgreSQL clusters, and pgfleet-broker's "
+      "instances"};
   app.require_subcommand(1);
   app.fallthrough();  // global options may also follow the verb
 
@@ -80,9 +107,18 @@ int main(int argc, char** argv) {
   app.add_option("--etcd", globals.options.etcd, "etcd endpoints: host:port[,host:port...]");
   app.add_option("--namespace", globals.options.namespace_, "DCS namespace (default /service)");
   app.add_option("--scope", globals.options.scope, "cluster name");
-  app.add_option("--timeout", globals.timeout_seconds,
-                 "seconds to wait for etcd and for a member's REST API")
-      ->check(CLI::PositiveNumber);
+  auto* timeout_option =
+      app.add_option("--timeout", globals.timeout_seconds,
+                     "seconds to wait for etcd and for a member's REST API; for the broker verbs, "
+                     "for each request and for an operation to end")
+          ->check(CLI::PositiveNumber);
+  app.add_option("--broker", globals.broker.url,
+                 "the broker's URL (default: PGFLEET_BROKER_URL, else http://127.0.0.1:8080)");
+  app.add_option("--broker-user", globals.broker.username,
+                 "the broker's basic-auth user (default: PGFLEET_BROKER_USER, else broker)");
+  app.add_option("--password-file", globals.broker.password_file,
+                 "a file holding the broker's password (default: PGFLEET_BROKER_PASSWORD, else "
+                 "/var/lib/pgfleet/broker.password when readable)");
 
   std::string format = "pretty";
   std::string cluster_name;
@@ -178,8 +214,99 @@ int main(int argc, char** argv) {
                    "accepted for patronictl compatibility (pgfleetctl always waits)");
   addFormat(reinit, format);
 
+  // The broker's verbs.
+  auto* catalog = app.add_subcommand("catalog", "show the broker's service plans");
+  addFormat(catalog, format);
+
+  pgf::ctl::CreateRequest create_request;
+  bool no_wait = false;
+  auto* create =
+      app.add_subcommand("create", "create a service instance and wait until it is ready");
+  create->add_option("instance-id", create_request.instance_id, "the new instance's id")
+      ->required();
+  create->add_option("--plan", create_request.plan, "the plan's name or id")->required();
+  std::vector<std::string> parameter_settings;
+  std::string parameters_json;
+  pgf::ctl::UpdateRequest update_request;
+  auto* update = app.add_subcommand("update", "change a service instance's plan or parameters");
+  update->add_option("instance-id", update_request.instance_id, "the instance's id")->required();
+  update->add_option("--plan", update_request.plan, "the new plan's name or id");
+  for (auto* verb : {create, update}) {
+    verb->add_option("-p,--parameter", parameter_settings,
+                     "a parameter KEY=VALUE (VALUE as JSON if it parses, else a string)")
+        ->allow_extra_args(false);
+    verb->add_option("--parameters", parameters_json, "the parameters as a JSON object");
+  }
+  create->add_option("--organization-guid", create_request.organization_guid,
+                     "sent as organization_guid (default pgfleetctl)");
+  create->add_option("--space-guid", create_request.space_guid,
+                     "sent as space_guid (default pgfleetctl)");
+
+  std::string instance_id;
+  auto* delete_verb =
+      app.add_subcommand("delete", "delete a service instance and everything it has");
+  delete_verb->add_option("instance-id", instance_id, "the instance's id")->required();
+  for (auto* verb : {create, update, delete_verb}) {
+    verb->add_flag("--no-wait", no_wait, "return once the broker accepted the request");
+    addFormat(verb, format);
+  }
+
+  std::string binding_id;
+  auto* bind = app.add_subcommand("bind", "create a binding: a role and its credentials");
+  auto* unbind = app.add_subcommand("unbind", "remove a binding: its role is dropped");
+  for (auto* verb : {bind, unbind}) {
+    verb->add_option("instance-id", instance_id, "the instance's id")->required();
+    verb->add_option("binding-id", binding_id, "the binding's id")->required();
+    addFormat(verb, format);
+  }
+
+  auto* instances = app.add_subcommand("instances", "list the broker's service instances");
+  addFormat(instances, format);
+  auto* show = app.add_subcommand("show", "show one service instance in detail");
+  show->add_option("instance-id", instance_id, "the instance's id")->required();
+  addFormat(show, format);
+
   CLI11_PARSE(app, argc, argv);
   pgf::initLogging("warning", "pgfleetctl");
+  globals.timeout_given = timeout_option->count() > 0;
+
+  const pgf::ctl::VerbOutput output{outputFormat(format), std::cout, std::cerr,
+                                    isatty(STDERR_FILENO) == 1};
+  const pgf::ctl::Sleeper sleeper = pgf::ctl::systemSleeper();
+  using pgf::ctl::BrokerClient;
+  if (catalog->parsed())
+    return withBroker(globals, [&](BrokerClient& broker, pgf::Millis) {
+      return pgf::ctl::runCatalog(broker, output.format, std::cout, std::cerr);
+    });
+  if (create->parsed() || update->parsed() || delete_verb->parsed())
+    return withBroker(globals, [&](BrokerClient& broker, pgf::Millis wait) {
+      const pgf::ctl::WaitOptions wait_options{!no_wait, wait};
+      if (delete_verb->parsed())
+        return pgf::ctl::runDelete(broker, instance_id, wait_options, sleeper, output);
+      if (create->parsed()) {
+        create_request.settings = parameter_settings;
+        create_request.parameters_json = parameters_json;
+        create_request.wait = wait_options;
+        return pgf::ctl::runCreate(broker, create_request, sleeper, output);
+      }
+      update_request.settings = parameter_settings;
+      update_request.parameters_json = parameters_json;
+      update_request.wait = wait_options;
+      return pgf::ctl::runUpdate(broker, update_request, sleeper, output);
+    });
+  if (bind->parsed() || unbind->parsed())
+    return withBroker(globals, [&](BrokerClient& broker, pgf::Millis) {
+      return bind->parsed() ? pgf::ctl::runBind(broker, instance_id, binding_id, output)
+                            : pgf::ctl::runUnbind(broker, instance_id, binding_id, output);
+    });
+  if (instances->parsed())
+    return withBroker(globals, [&](BrokerClient& broker, pgf::Millis) {
+      return pgf::ctl::runInstances(broker, output);
+    });
+  if (show->parsed())
+    return withBroker(globals, [&](BrokerClient& broker, pgf::Millis) {
+      return pgf::ctl::runShow(broker, instance_id, output);
+    });
 
   pgf::ctl::HttpMemberApi api;
   auto run = [&](const std::function<int(const CtlTarget&, pgf::Dcs&)>& verb) {

@@ -72,7 +72,7 @@ Result<ApiAnswer> HttpMemberApi::send(const ApiAddress& address, const std::stri
   auto res = http.request(method, path, all, body, std::chrono::steady_clock::now() + timeout);
   if (!res.ok())
     return res.error();
-  return ApiAnswer{res->status, std::move(res->body)};
+  return ApiAnswer{res->status, std::move(res->body), std::move(res->headers)};
 }
 
 Result<ApiAnswer> callMemberApi(MemberApi& api, const ApiAddress& address,

@@ -34,6 +34,7 @@ std::string basicAuthorization(const ApiCredentials& credentials);
 struct ApiAnswer {
   int status = 0;
   std::string body;
+  HttpHeaders headers = {};  // as received (the broker's Retry-After, for one)
 };
 
 class MemberApi {

@@ -12,6 +12,16 @@ std::string justify(const std::string& text, size_t width, bool right) {
 
 }  // namespace
 
+std::string renderFields(const std::vector<std::pair<std::string, std::string>>& fields) {
+  size_t width = 0;
+  for (const auto& [name, value] : fields)
+    width = std::max(width, name.size() + 1);
+  std::string out;
+  for (const auto& [name, value] : fields)
+    out += justify(name + ":", width, false) + "  " + value + "\n";
+  return out;
+}
+
 std::string cellText(const nlohmann::json& value) {
   if (value.is_string())
     return value.get<std::string>();

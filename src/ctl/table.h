@@ -12,6 +12,7 @@
 #pragma once
 
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -25,6 +26,9 @@ struct TextTable {
 };
 
 std::string renderTable(const TextTable& table, const std::string& title = "");
+
+// "Name:  value" lines, the values aligned one column after the longest name.
+std::string renderFields(const std::vector<std::pair<std::string, std::string>>& fields);
 
 // A JSON value as a table cell: strings as they are, null as "", anything else as compact JSON.
 std::string cellText(const nlohmann::json& value);

@@ -24,6 +24,14 @@ struct SentRequest {
   }
 };
 
+// The value of the first header named `name` (as sent: exact case), "" when there is none.
+inline std::string headerOf(const HttpHeaders& headers, const std::string& name) {
+  for (const auto& [k, v] : headers)
+    if (k == name)
+      return v;
+  return "";
+}
+
 class ScriptedApi final : public MemberApi {
  public:
   using Script = std::function<Result<ApiAnswer>(const SentRequest&)>;

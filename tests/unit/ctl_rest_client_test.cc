@@ -3,6 +3,7 @@
 #include "ctl/rest_client.h"
 
 #include "common/base64.h"
+#include "fakes/scripted_member_api.h"
 
 #include <httplib.h>
 
@@ -110,13 +111,6 @@ class RecordingApi final : public MemberApi {
   HttpHeaders last_headers;
   Millis last_timeout{0};
 };
-
-std::string headerOf(const HttpHeaders& headers, const std::string& name) {
-  for (const auto& [k, v] : headers)
-    if (k == name)
-      return v;
-  return "";
-}
 
 TEST(CtlRestClient, CallSendsCredentialsOnlyOnMutatingRequests) {
   RecordingApi api;
