@@ -124,6 +124,8 @@ int runInstances(BrokerClient& broker, const VerbOutput& output) {
   const json& list = a->body["instances"];
   if (output.format == OutputFormat::kJson)
     output.out << list.dump(-1, ' ', false, json::error_handler_t::replace) << "\n";
+  else if (list.empty())
+    output.out << "the broker has no instances\n";
   else
     output.out << formatInstancesTable(list);
   return 0;

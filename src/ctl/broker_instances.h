@@ -20,7 +20,8 @@ std::string formatInstancesTable(const nlohmann::json& instances);
 // bindings.
 std::string formatInstance(const nlohmann::json& instance);
 
-// Prints the list (pretty: the table; json: the array of instances). 0 or 1.
+// Prints the list (pretty: the table, or "the broker has no instances"; json: the array of
+// instances). 0 or 1.
 int runInstances(BrokerClient& broker, const VerbOutput& output);
 // Prints one instance (pretty: formatInstance; json: the broker's document). 1 when unknown.
 int runShow(BrokerClient& broker, const std::string& instance_id, const VerbOutput& output);

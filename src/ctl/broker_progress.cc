@@ -121,6 +121,7 @@ Result<OperationOutcome> waitForOperation(BrokerClient& broker, const std::strin
     if (a->status == 410 && options.deprovision) {
       progress.finish();
       outcome.state = OperationOutcome::State::kGone;
+      outcome.description = "the instance is gone";
       return outcome;
     }
     if (a->status >= 500) {

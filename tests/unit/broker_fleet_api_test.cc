@@ -133,8 +133,12 @@ class FleetApiTest : public ::testing::Test {
 };
 
 TEST_F(FleetApiTest, InstancesListsEveryInstanceWithItsPlanStateAndEndpoint) {
-  addInstances();
   auto broker = client();
+  ASSERT_EQ(ctl::runInstances(broker, {ctl::OutputFormat::kPretty, out_, err_, false}), 0);
+  EXPECT_EQ(out_.str(), "the broker has no instances\n");
+  out_.str("");
+
+  addInstances();
   ASSERT_EQ(ctl::runInstances(broker, {ctl::OutputFormat::kJson, out_, err_, false}), 0)
       << err_.str();
   auto list = json::parse(out_.str());

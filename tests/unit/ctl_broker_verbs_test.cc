@@ -228,6 +228,15 @@ TEST_F(BrokerVerbsTest, DeleteSendsTheInstancesIdsAndWaitsUntilItIsGone) {
   EXPECT_THAT(methodsAndPaths(), ElementsAre("GET /pgfleet/v1/instances/mydb", "DELETE " + del,
                                              "GET " + poll, "GET " + poll));
   EXPECT_EQ(out_.str(), "instance mydb deleted in 1.0 s\n");
+
+  // The same in JSON, the broker answering 410 at the first poll.
+  broker_.on("DELETE", del, {{202, R"({"operation":"deprovision-9"})"}});
+  broker_.on("GET", poll, {{410, "{}"}});
+  out_.str("");
+  EXPECT_EQ(runDelete(client_, "mydb", WaitOptions{}, sleeper_, output(OutputFormat::kJson)), 0);
+  auto doc = json::parse(out_.str());
+  EXPECT_EQ(doc["state"], "gone");
+  EXPECT_EQ(doc["description"], "the instance is gone");
 }
 
 TEST_F(BrokerVerbsTest, DeletingAnInstanceThatIsGoneSucceeds) {
