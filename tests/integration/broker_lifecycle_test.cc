@@ -21,6 +21,7 @@
 #include "common/base64.h"
 #include "common/process.h"
 #include "postgres/pg_connection.h"
+#include "support/broker_process.h"
 #include "support/etcd_process.h"
 #include "support/local_cluster.h"
 #include "support/ports.h"
@@ -37,137 +38,23 @@ constexpr const char* kService = "e0bbd32b-944e-4a1e-bf83-db238487ce21";
 constexpr const char* kSingleSmall = "3b8c5ecc-e36f-4066-8cc0-22124da2cc00";
 constexpr const char* kClusterSmall = "347487b1-13d0-4e3f-bf75-3091dc23a86f";
 
-struct Answer {
-  int status = 0;
-  json body;
-  std::string text;
-};
+using Answer = BrokerAnswer;
 
 class BrokerLifecycleTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    char tmpl[] = "/tmp/pgfleet-broker-it-XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
-    fs::permissions(dir_, fs::perms(0711));
-    password_ = randomPassword();
-    port_ = pickFreePort();
-    // Instances' ports from a random window of 200 below the kernel's ephemeral range (where a
-    // client's connection could take one): the broker skips any that are taken.
-    std::random_device rd;
-    const int low = 20000 + static_cast<int>(rd() % 60) * 200;
-    std::ifstream example(std::string(PGFLEET_SOURCE_DIR) + "/examples/broker-local.yaml");
-    std::stringstream text;
-    text << example.rdbuf();
-    std::string config = text.str();
-    config.replace(config.find("broker:\n"), std::string("broker:\n").size(),
-                   fmt::format("broker:\n  ports: {}-{}\n  templates_dir: {}/examples/templates\n",
-                               low, low + 199, PGFLEET_SOURCE_DIR));
-    auto etcd_ports = pickFreePorts(2);
-    config += fmt::format("\netcd:\n  embedded_port: {}\n  embedded_peer_port: {}\n", etcd_ports[0],
-                          etcd_ports[1]);
-    config_ = dir_ + "/broker.yaml";
-    std::ofstream(config_) << config;
-  }
+  void SetUp() override { broker_.setUp(); }
+  void TearDown() override { broker_.cleanUp(); }
 
-  void TearDown() override {
-    stopBroker(SIGKILL);
-    // What the test left behind after a failure: every instance's processes, by their PID files,
-    // then the embedded etcd.
-    std::error_code ec;
-    for (const auto& inst : fs::directory_iterator(state() + "/instances", ec)) {
-      for (const auto& node : fs::directory_iterator(inst.path(), ec)) {
-        for (const char* file : {"agent.pid", "data/postmaster.pid"}) {
-          std::ifstream in(node.path() / file);
-          pid_t pid = 0;
-          if (in >> pid && pid > 1 && processAlive(pid)) {
-            signalProcess(pid, SIGKILL);
-            waitProcess(pid, Millis(5000));
-          }
-        }
-      }
-      std::ifstream in(inst.path() / "haproxy.pid");
-      pid_t pid = 0;
-      if (in >> pid && pid > 1 && processAlive(pid))
-        signalProcess(pid, SIGKILL);
-    }
-    std::ifstream in(state() + "/etcd.pid");
-    pid_t etcd = 0;
-    if (in >> etcd && etcd > 1) {
-      signalProcess(etcd, SIGTERM);
-      waitProcess(etcd, Millis(10000));
-    }
-    if (getenv("PGFLEET_KEEP_TEST_DIRS") == nullptr)
-      fs::remove_all(dir_, ec);
-  }
-
-  std::string state() const { return dir_ + "/state"; }
-
-  void startBroker() {
-    CommandSpec spec;
-    spec.argv = {PGFLEET_BROKER_BIN, "--config", config_};
-    spec.env = {{"PGFLEET_BROKER_USER", "broker"},
-                {"PGFLEET_BROKER_PASSWORD", password_},
-                {"PGFLEET_BROKER_LISTEN", "127.0.0.1:" + std::to_string(port_)},
-                {"PGFLEET_STATE_DIR", state()}};
-    spec.output_file = dir_ + "/broker.log";
-    auto pid = spawnProcess(spec);
-    ASSERT_TRUE(pid.ok()) << pid.error().message;
-    pid_ = *pid;
-    ASSERT_TRUE(
-        waitUntil([&] { return call("GET", "/v2/catalog").status == 200; }, Millis(seconds(60))))
-        << brokerLog();
-  }
-
-  void stopBroker(int sig) {
-    if (pid_ <= 0)
-      return;
-    signalProcess(pid_, sig);
-    waitProcess(pid_, Millis(30000));
-    pid_ = 0;
-  }
-
-  std::string brokerLog() { return fileTail(dir_ + "/broker.log", 40); }
-
+  std::string state() const { return broker_.state(); }
+  void startBroker() { broker_.start(); }
+  void stopBroker(int sig) { broker_.stop(sig); }
+  std::string brokerLog() { return broker_.log(); }
   Answer call(const std::string& method, const std::string& path, const json& body = nullptr,
               const std::string& version = "2.17") {
-    httplib::Client client("127.0.0.1", port_);
-    client.set_basic_auth("broker", password_);
-    client.set_connection_timeout(2);
-    client.set_read_timeout(60);
-    httplib::Headers headers = {{"X-Broker-API-Version", version}};
-    std::string payload = body.is_null() ? "" : body.dump();
-    httplib::Result res{nullptr, httplib::Error::Unknown};
-    if (method == "PUT")
-      res = client.Put(path, headers, payload, "application/json");
-    else if (method == "PATCH")
-      res = client.Patch(path, headers, payload, "application/json");
-    else if (method == "DELETE")
-      res = client.Delete(path, headers);
-    else
-      res = client.Get(path, headers);
-    Answer a;
-    if (!res)
-      return a;
-    a.status = res->status;
-    a.text = res->body;
-    a.body = json::parse(res->body, nullptr, false);
-    return a;
+    return broker_.call(method, path, body, version);
   }
-
   Answer raw(const std::string& method, const std::string& path, const std::string& payload) {
-    httplib::Client client("127.0.0.1", port_);
-    client.set_basic_auth("broker", password_);
-    client.set_read_timeout(30);
-    httplib::Headers headers = {{"X-Broker-API-Version", "2.17"}};
-    auto res = method == "PUT" ? client.Put(path, headers, payload, "application/json")
-                               : client.Patch(path, headers, payload, "application/json");
-    Answer a;
-    if (res) {
-      a.status = res->status;
-      a.body = json::parse(res->body, nullptr, false);
-    }
-    return a;
+    return broker_.raw(method, path, payload);
   }
 
   json provisionBody(const std::string& plan, json parameters = json::object()) {
@@ -200,18 +87,9 @@ class BrokerLifecycleTest : public ::testing::Test {
     return PgConnection::connect(p, Millis(5000));
   }
 
-  size_t instanceDirectories() {
-    size_t n = 0;
-    std::error_code ec;
-    for (auto it = fs::directory_iterator(state() + "/instances", ec);
-         !ec && it != fs::directory_iterator(); ++it)
-      ++n;
-    return n;
-  }
+  size_t instanceDirectories() { return broker_.instanceDirectories(); }
 
-  std::string dir_, config_, password_;
-  int port_ = 0;
-  pid_t pid_ = 0;
+  BrokerProcess broker_;
 };
 
 TEST_F(BrokerLifecycleTest, ASingleServerFromProvisionToDeprovisionLeavesNothingBehind) {
@@ -500,13 +378,13 @@ TEST_F(BrokerLifecycleTest, WithAnExternalEtcdItStartsNoneAndLeavesNoKeyThere) {
   EtcdProcess etcd(dir.path() + "/etcd");
   ASSERT_TRUE(etcd.start().ok()) << etcd.logTail();
   // The configuration names the external etcd instead of the embedded one's ports.
-  std::ifstream in(config_);
+  std::ifstream in(broker_.configPath());
   std::stringstream text;
   text << in.rdbuf();
   std::string config = text.str();
   config = config.substr(0, config.rfind("\netcd:\n")) +
            fmt::format("\netcd:\n  hosts: [{}]\n", etcd.endpoint());
-  std::ofstream(config_) << config;
+  std::ofstream(broker_.configPath()) << config;
 
   ASSERT_NO_FATAL_FAILURE(startBroker());
   EXPECT_FALSE(fs::exists(state() + "/etcd.pid"));
