@@ -91,6 +91,105 @@ void addFormat(CLI::App* verb, std::string& format) {
       ->check(CLI::IsMember({"pretty", "json"}));
 }
 
+// The broker's verbs: their command line, and running the one given.
+class BrokerVerbs {
+ public:
+  // Adds the verbs to `app`; their -f goes to `format`.
+  void add(CLI::App& app, std::string& format) {
+    catalog_ = app.add_subcommand("catalog", "show the broker's service plans");
+    create_ = app.add_subcommand("create", "create a service instance and wait until it is ready");
+    create_->add_option("instance-id", create_request_.instance_id, "the new instance's id")
+        ->required();
+    create_->add_option("--plan", create_request_.plan, "the plan's name or id")->required();
+    create_->add_option("--organization-guid", create_request_.organization_guid,
+                        "sent as organization_guid (default pgfleetctl)");
+    create_->add_option("--space-guid", create_request_.space_guid,
+                        "sent as space_guid (default pgfleetctl)");
+    update_ = app.add_subcommand("update", "change a service instance's plan or parameters");
+    update_->add_option("instance-id", update_request_.instance_id, "the instance's id")
+        ->required();
+    update_->add_option("--plan", update_request_.plan, "the new plan's name or id");
+    for (auto* verb : {create_, update_}) {
+      verb->add_option("-p,--parameter", settings_,
+                       "a parameter KEY=VALUE (VALUE as JSON if it parses, else a string)")
+          ->allow_extra_args(false);
+      verb->add_option("--parameters", parameters_json_, "the parameters as a JSON object");
+    }
+    delete_ = app.add_subcommand("delete", "delete a service instance and everything it has");
+    delete_->add_option("instance-id", instance_id_, "the instance's id")->required();
+    for (auto* verb : {create_, update_, delete_})
+      verb->add_flag("--no-wait", no_wait_, "return once the broker accepted the request");
+
+    bind_ = app.add_subcommand("bind", "create a binding: a role and its credentials");
+    unbind_ = app.add_subcommand("unbind", "remove a binding: its role is dropped");
+    for (auto* verb : {bind_, unbind_}) {
+      verb->add_option("instance-id", instance_id_, "the instance's id")->required();
+      verb->add_option("binding-id", binding_id_, "the binding's id")->required();
+    }
+    instances_ = app.add_subcommand("instances", "list the broker's service instances");
+    show_ = app.add_subcommand("show", "show one service instance in detail");
+    show_->add_option("instance-id", instance_id_, "the instance's id")->required();
+    for (auto* verb : {catalog_, create_, update_, delete_, bind_, unbind_, instances_, show_})
+      addFormat(verb, format);
+  }
+
+  bool parsed() const {
+    for (auto* verb : {catalog_, create_, update_, delete_, bind_, unbind_, instances_, show_})
+      if (verb->parsed())
+        return true;
+    return false;
+  }
+
+  // Runs the verb that was given.
+  int run(const Globals& globals, OutputFormat format) {
+    const pgf::ctl::VerbOutput output{format, std::cout, std::cerr, isatty(STDERR_FILENO) == 1};
+    const pgf::ctl::Sleeper sleeper = pgf::ctl::systemSleeper();
+    return withBroker(globals, [&](pgf::ctl::BrokerClient& broker, pgf::Millis wait) {
+      const pgf::ctl::WaitOptions wait_options{!no_wait_, wait};
+      if (catalog_->parsed())
+        return pgf::ctl::runCatalog(broker, format, std::cout, std::cerr);
+      if (create_->parsed()) {
+        create_request_.settings = settings_;
+        create_request_.parameters_json = parameters_json_;
+        create_request_.wait = wait_options;
+        return pgf::ctl::runCreate(broker, create_request_, sleeper, output);
+      }
+      if (update_->parsed()) {
+        update_request_.settings = settings_;
+        update_request_.parameters_json = parameters_json_;
+        update_request_.wait = wait_options;
+        return pgf::ctl::runUpdate(broker, update_request_, sleeper, output);
+      }
+      if (delete_->parsed())
+        return pgf::ctl::runDelete(broker, instance_id_, wait_options, sleeper, output);
+      if (bind_->parsed())
+        return pgf::ctl::runBind(broker, instance_id_, binding_id_, output);
+      if (unbind_->parsed())
+        return pgf::ctl::runUnbind(broker, instance_id_, binding_id_, output);
+      if (instances_->parsed())
+        return pgf::ctl::runInstances(broker, output);
+      return pgf::ctl::runShow(broker, instance_id_, output);
+    });
+  }
+
+ private:
+  CLI::App* catalog_ = nullptr;
+  CLI::App* create_ = nullptr;
+  CLI::App* update_ = nullptr;
+  CLI::App* delete_ = nullptr;
+  CLI::App* bind_ = nullptr;
+  CLI::App* unbind_ = nullptr;
+  CLI::App* instances_ = nullptr;
+  CLI::App* show_ = nullptr;
+  pgf::ctl::CreateRequest create_request_;
+  pgf::ctl::UpdateRequest update_request_;
+  std::vector<std::string> settings_;
+  std::string parameters_json_;
+  std::string instance_id_;
+  std::string binding_id_;
+  bool no_wait_ = false;
+};
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -214,100 +313,15 @@ int main(int argc, char** argv) {
                    "accepted for patronictl compatibility (pgfleetctl always waits)");
   addFormat(reinit, format);
 
-  // The broker's verbs.
-  auto* catalog = app.add_subcommand("catalog", "show the broker's service plans");
-  addFormat(catalog, format);
-
-  pgf::ctl::CreateRequest create_request;
-  bool no_wait = false;
-  auto* create =
-      app.add_subcommand("create", "create a service instance and wait until it is ready");
-  create->add_option("instance-id", create_request.instance_id, "the new instance's id")
-      ->required();
-  create->add_option("--plan", create_request.plan, "the plan's name or id")->required();
-  std::vector<std::string> parameter_settings;
-  std::string parameters_json;
-  pgf::ctl::UpdateRequest update_request;
-  auto* update = app.add_subcommand("update", "change a service instance's plan or parameters");
-  update->add_option("instance-id", update_request.instance_id, "the instance's id")->required();
-  update->add_option("--plan", update_request.plan, "the new plan's name or id");
-  for (auto* verb : {create, update}) {
-    verb->add_option("-p,--parameter", parameter_settings,
-                     "a parameter KEY=VALUE (VALUE as JSON if it parses, else a string)")
-        ->allow_extra_args(false);
-    verb->add_option("--parameters", parameters_json, "the parameters as a JSON object");
-  }
-  create->add_option("--organization-guid", create_request.organization_guid,
-                     "sent as organization_guid (default pgfleetctl)");
-  create->add_option("--space-guid", create_request.space_guid,
-                     "sent as space_guid (default pgfleetctl)");
-
-  std::string instance_id;
-  auto* delete_verb =
-      app.add_subcommand("delete", "delete a service instance and everything it has");
-  delete_verb->add_option("instance-id", instance_id, "the instance's id")->required();
-  for (auto* verb : {create, update, delete_verb}) {
-    verb->add_flag("--no-wait", no_wait, "return once the broker accepted the request");
-    addFormat(verb, format);
-  }
-
-  std::string binding_id;
-  auto* bind = app.add_subcommand("bind", "create a binding: a role and its credentials");
-  auto* unbind = app.add_subcommand("unbind", "remove a binding: its role is dropped");
-  for (auto* verb : {bind, unbind}) {
-    verb->add_option("instance-id", instance_id, "the instance's id")->required();
-    verb->add_option("binding-id", binding_id, "the binding's id")->required();
-    addFormat(verb, format);
-  }
-
-  auto* instances = app.add_subcommand("instances", "list the broker's service instances");
-  addFormat(instances, format);
-  auto* show = app.add_subcommand("show", "show one service instance in detail");
-  show->add_option("instance-id", instance_id, "the instance's id")->required();
-  addFormat(show, format);
+  BrokerVerbs broker_verbs;
+  broker_verbs.add(app, format);
 
   CLI11_PARSE(app, argc, argv);
   pgf::initLogging("warning", "pgfleetctl");
   globals.timeout_given = timeout_option->count() > 0;
 
-  const pgf::ctl::VerbOutput output{outputFormat(format), std::cout, std::cerr,
-                                    isatty(STDERR_FILENO) == 1};
-  const pgf::ctl::Sleeper sleeper = pgf::ctl::systemSleeper();
-  using pgf::ctl::BrokerClient;
-  if (catalog->parsed())
-    return withBroker(globals, [&](BrokerClient& broker, pgf::Millis) {
-      return pgf::ctl::runCatalog(broker, output.format, std::cout, std::cerr);
-    });
-  if (create->parsed() || update->parsed() || delete_verb->parsed())
-    return withBroker(globals, [&](BrokerClient& broker, pgf::Millis wait) {
-      const pgf::ctl::WaitOptions wait_options{!no_wait, wait};
-      if (delete_verb->parsed())
-        return pgf::ctl::runDelete(broker, instance_id, wait_options, sleeper, output);
-      if (create->parsed()) {
-        create_request.settings = parameter_settings;
-        create_request.parameters_json = parameters_json;
-        create_request.wait = wait_options;
-        return pgf::ctl::runCreate(broker, create_request, sleeper, output);
-      }
-      update_request.settings = parameter_settings;
-      update_request.parameters_json = parameters_json;
-      update_request.wait = wait_options;
-      return pgf::ctl::runUpdate(broker, update_request, sleeper, output);
-    });
-  if (bind->parsed() || unbind->parsed())
-    return withBroker(globals, [&](BrokerClient& broker, pgf::Millis) {
-      return bind->parsed() ? pgf::ctl::runBind(broker, instance_id, binding_id, output)
-                            : pgf::ctl::runUnbind(broker, instance_id, binding_id, output);
-    });
-  if (instances->parsed())
-    return withBroker(globals, [&](BrokerClient& broker, pgf::Millis) {
-      return pgf::ctl::runInstances(broker, output);
-    });
-  if (show->parsed())
-    return withBroker(globals, [&](BrokerClient& broker, pgf::Millis) {
-      return pgf::ctl::runShow(broker, instance_id, output);
-    });
-
+  if (broker_verbs.parsed())
+    return broker_verbs.run(globals, outputFormat(format));
   pgf::ctl::HttpMemberApi api;
   auto run = [&](const std::function<int(const CtlTarget&, pgf::Dcs&)>& verb) {
     return withCluster(globals, cluster_name, verb);

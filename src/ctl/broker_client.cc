@@ -142,6 +142,8 @@ Result<std::optional<json>> BrokerClient::instance(const std::string& instance_i
   auto a = call("GET", "/pgfleet/v1/instances/" + percentEncode(instance_id));
   if (!a.ok())
     return a.error();
+  // The endpoint's own 404 names the instance; a broker without the endpoint says "no such
+  // endpoint", which is a refusal like any other.
   if (a->status == 404 && a->body.is_object() && a->body.contains("description") &&
       a->body.value("description", "").rfind("no instance", 0) == 0)
     return std::optional<json>();
