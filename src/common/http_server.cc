@@ -24,11 +24,13 @@ namespace {
 using SteadyClock = std::chrono::steady_clock;
 
 // An error answer that never reaches the handler: a short JSON body, like the API's own errors.
+// The sentence goes in "description": the Open Service Broker API keeps "error" for CamelCase
+// codes, and pgfleetctl reads either.
 HttpReply errorReply(int status, std::string_view message) {
   HttpReply r;
   r.status = status;
   r.content_type = "application/json";
-  r.body = fmt::format("{{\"error\": \"{}\"}}", message);
+  r.body = fmt::format("{{\"description\": \"{}\"}}", message);
   return r;
 }
 

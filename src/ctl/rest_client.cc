@@ -99,9 +99,10 @@ bool isUnreachable(const Error& error) {
 }
 
 std::string answerText(const std::string& body) {
-  // A JSON error document ({"error": "..."}, as the agent's /config answers) gives its sentence.
+  // A JSON error document ({"error": "..."}, as the agent's /config answers, or {"description":
+  // "..."}, as the HTTP layer refuses a request) gives its sentence.
   const auto doc = nlohmann::json::parse(body, nullptr, false);
-  for (const char* key : {"error", "message"})
+  for (const char* key : {"error", "description", "message"})
     if (doc.is_object() && doc.contains(key) && doc[key].is_string())
       return answerText(doc[key].get<std::string>());
   std::string out;

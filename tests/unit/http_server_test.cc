@@ -320,7 +320,7 @@ TEST_F(HttpServerTest, MalformedRequestsAre400AndNeverReachTheHandler) {
     c.send(bad);
     std::string res = c.readAll();
     EXPECT_EQ(res.rfind("HTTP/1.1 400 Bad Request\r\n", 0), 0u) << bad << " -> " << res;
-    EXPECT_NE(bodyOf(res).find("\"error\""), std::string::npos);
+    EXPECT_NE(bodyOf(res).find("\"description\""), std::string::npos);
   }
   EXPECT_EQ(calls(), 0);
 }
@@ -453,7 +453,7 @@ TEST_F(HttpServerTest, DeferredRepliesBeyondTheLimitGetA503) {
   EXPECT_LT(std::chrono::steady_clock::now() - t0, 250ms);
   EXPECT_EQ(refused.rfind("HTTP/1.1 503 Service Unavailable\r\n", 0), 0u) << refused;
   EXPECT_NE(refused.find("Content-Type: application/json\r\n"), std::string::npos);
-  EXPECT_EQ(bodyOf(refused), "{\"error\": \"too many slow requests in progress\"}");
+  EXPECT_EQ(bodyOf(refused), "{\"description\": \"too many slow requests in progress\"}");
   EXPECT_EQ(gate_.started(), 2);
 
   gate_.open();
@@ -473,7 +473,7 @@ TEST_F(HttpServerTest, AFailingDeferredReplyIsA500) {
     std::string res = c.readAll();
     EXPECT_EQ(res.rfind("HTTP/1.1 500 Internal Server Error\r\n", 0), 0u) << path << ": " << res;
     EXPECT_NE(res.find("Content-Type: application/json\r\n"), std::string::npos);
-    EXPECT_EQ(bodyOf(res), "{\"error\": \"internal error\"}");
+    EXPECT_EQ(bodyOf(res), "{\"description\": \"internal error\"}");
   }
   RawClient again(server_->port());
   again.send("GET /fine HTTP/1.1\r\n\r\n");
