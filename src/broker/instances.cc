@@ -171,6 +171,21 @@ Result<DeploymentManifest> InstanceService::manifestOf(const InstanceRecord& r) 
   return parseManifest(*rendered);
 }
 
+bool InstanceService::maintenanceConflict(const json& body, const std::string& plan_id,
+                                          HttpReply* out) const {
+  auto mi = body.find("maintenance_info");
+  if (mi == body.end() || mi->is_null())
+    return false;
+  const Plan* plan = options_.catalog.planById(plan_id);
+  const std::string version = mi->is_object() ? stringField(*mi, "version") : "";
+  if (plan == nullptr || version == plan->maintenance_version)
+    return false;
+  *out = osbError(422, "MaintenanceInfoConflict",
+                  fmt::format("maintenance_info.version {} is not the plan's ({})",
+                              jsonQuoted(version), plan->maintenance_version));
+  return true;
+}
+
 // ---- provision ----
 
 HttpReply InstanceService::provision(const std::string& id, const HttpRequest& req) {
@@ -183,21 +198,16 @@ HttpReply InstanceService::provision(const std::string& id, const HttpRequest& r
   if (service_id.empty() || plan_id.empty())
     return osbError(400, "", "service_id and plan_id are required strings");
   if (service_id != options_.catalog.service_id)
-    return osbError(400, "", fmt::format("unknown service_id {}", json(service_id).dump()));
+    return osbError(400, "", fmt::format("unknown service_id {}", jsonQuoted(service_id)));
   const Plan* plan = options_.catalog.planById(plan_id);
   if (plan == nullptr)
-    return osbError(400, "", fmt::format("unknown plan_id {}", json(plan_id).dump()));
+    return osbError(400, "", fmt::format("unknown plan_id {}", jsonQuoted(plan_id)));
   if (!acceptsIncomplete(req))
     return osbError(422, "AsyncRequired",
                     "provisioning takes a while: this broker answers asynchronously "
                     "(accepts_incomplete=true)");
-  if (auto mi = body->find("maintenance_info"); mi != body->end()) {
-    const std::string version = mi->is_object() ? stringField(*mi, "version") : "";
-    if (version != plan->maintenance_version)
-      return osbError(422, "MaintenanceInfoConflict",
-                      fmt::format("maintenance_info.version {} is not the plan's ({})",
-                                  json(version).dump(), plan->maintenance_version));
-  }
+  if (HttpReply conflict; maintenanceConflict(*body, plan_id, &conflict))
+    return conflict;
   json params = body->contains("parameters") ? (*body)["parameters"] : json::object();
   if (!params.is_object())
     return osbError(400, "", "parameters must be a JSON object");
@@ -253,47 +263,35 @@ HttpReply InstanceService::provision(const std::string& id, const HttpRequest& r
   if (!op_id.ok())
     return storeFailure(op_id.error());
   op.id = *op_id;
-  spdlog::info("provisioning instance {} ({}, plan {})", json(id).dump(),
+  spdlog::info("provisioning instance {} ({}, plan {})", jsonQuoted(id),
                r.deployment.value("name", ""), plan->name);
   startWorker(id, op.id, OpKind::kProvision);
   return reply(202, {{"operation", op.token()}});
 }
 
 void InstanceService::startWorker(const std::string& instance_id, int64_t op_id, OpKind kind) {
-  // Called with mu_ held.
-  auto old = workers_.find(instance_id);
-  if (old != workers_.end()) {
-    // A finished worker (a running one was stopped by the caller); workers never take mu_.
+  // Called with mu_ held. The instance's previous worker (a provision a deprovision halts, or one
+  // that has finished) is cancelled here and joined by the new one before it starts, so that a
+  // request never waits for it and the two never overlap.
+  std::thread previous;
+  if (auto old = workers_.find(instance_id); old != workers_.end()) {
     *old->second.cancel = true;
-    if (old->second.thread.joinable())
-      old->second.thread.join();
+    previous = std::move(old->second.thread);
     workers_.erase(old);
   }
   Worker w;
   w.cancel = std::make_shared<std::atomic<bool>>(false);
   auto cancel = w.cancel;
-  w.thread = std::thread([this, instance_id, op_id, kind, cancel] {
-    if (kind == OpKind::kProvision)
-      runProvision(instance_id, op_id, *cancel);
-    else
-      runDeprovision(instance_id, op_id);
-  });
+  w.thread = std::thread(
+      [this, instance_id, op_id, kind, cancel, previous = std::move(previous)]() mutable {
+        if (previous.joinable())
+          previous.join();
+        if (kind == OpKind::kProvision)
+          runProvision(instance_id, op_id, *cancel);
+        else
+          runDeprovision(instance_id, op_id);
+      });
   workers_[instance_id] = std::move(w);
-}
-
-void InstanceService::stopWorker(const std::string& instance_id) {
-  Worker w;
-  {
-    std::lock_guard<std::mutex> lk(mu_);
-    auto it = workers_.find(instance_id);
-    if (it == workers_.end())
-      return;
-    w = std::move(it->second);
-    workers_.erase(it);
-  }
-  *w.cancel = true;
-  if (w.thread.joinable())
-    w.thread.join();
 }
 
 Status InstanceService::provisionSteps(const std::string& id, int64_t op_id,
@@ -375,12 +373,12 @@ void InstanceService::runProvision(const std::string& id, int64_t op_id,
                                    const std::atomic<bool>& cancel) {
   Status st = provisionSteps(id, op_id, cancel);
   if (st.ok()) {
-    spdlog::info("instance {} is ready", json(id).dump());
+    spdlog::info("instance {} is ready", jsonQuoted(id));
     return;
   }
   if (cancel || stopping_)
     return;  // halted by a deprovision (which records it) or by the broker stopping
-  spdlog::error("provisioning instance {} failed: {}", json(id).dump(), st.error().message);
+  spdlog::error("provisioning instance {} failed: {}", jsonQuoted(id), st.error().message);
   ignoreError(
       store_.finishOperation(op_id, OpState::kFailed, "provisioning failed: " + st.error().message),
       "a store failure is logged by the store's caller at the next request");
@@ -391,7 +389,7 @@ void InstanceService::runProvision(const std::string& id, int64_t op_id,
 HttpReply InstanceService::deprovision(const std::string& id, const HttpRequest& req) {
   if (queryValue(req, "service_id").empty() || queryValue(req, "plan_id").empty())
     return osbError(400, "", "service_id and plan_id are required query parameters");
-  std::unique_lock<std::mutex> lk(mu_);
+  std::lock_guard<std::mutex> lk(mu_);
   auto existing = store_.instance(id);
   if (!existing.ok())
     return storeFailure(existing.error());
@@ -406,29 +404,26 @@ HttpReply InstanceService::deprovision(const std::string& id, const HttpRequest&
   auto last = store_.lastOperation(id);
   if (!last.ok())
     return storeFailure(last.error());
-  if (last->has_value() && (*last)->state == OpState::kInProgress) {
-    if ((*last)->kind == OpKind::kDeprovision)
-      return reply(202, {{"operation", (*last)->token()}});
-    if ((*last)->kind == OpKind::kProvision) {
-      // Deprovision during provision: the provision is halted, then everything it made goes.
-      auto halted = store_.finishOperation((*last)->id, OpState::kFailed,
-                                           "halted: the instance is being deprovisioned");
-      if (!halted.ok())
-        return storeFailure(halted.error());
-    }
-  }
+  const bool running = last->has_value() && (*last)->state == OpState::kInProgress;
+  if (running && (*last)->kind == OpKind::kDeprovision)
+    return reply(202, {{"operation", (*last)->token()}});
   OperationRecord op;
   op.kind = OpKind::kDeprovision;
   op.instance_id = id;
   op.description = "deprovisioning";
-  auto op_id = store_.beginOperation(op);
+  // Deprovision during provision: the provision is halted (in the same transaction, so that a
+  // broker killed in between never resumes it), then everything it made goes. Its worker is
+  // cancelled by startWorker().
+  auto op_id = store_.beginOperation(op, [&]() -> Status {
+    if (running && (*last)->kind == OpKind::kProvision)
+      return store_.finishOperation((*last)->id, OpState::kFailed,
+                                    "halted: the instance is being deprovisioned");
+    return okStatus();
+  });
   if (!op_id.ok())
     return storeFailure(op_id.error());
   op.id = *op_id;
-  lk.unlock();
-  stopWorker(id);  // a halted provision's worker
-  lk.lock();
-  spdlog::info("deprovisioning instance {}", json(id).dump());
+  spdlog::info("deprovisioning instance {}", jsonQuoted(id));
   startWorker(id, *op_id, OpKind::kDeprovision);
   return reply(202, {{"operation", op.token()}});
 }
@@ -446,14 +441,14 @@ void InstanceService::runDeprovision(const std::string& id, int64_t op_id) {
   if (st.ok())
     st = store_.forgetInstance(id, op_id);
   if (st.ok()) {
-    spdlog::info("instance {} deprovisioned", json(id).dump());
+    spdlog::info("instance {} deprovisioned", jsonQuoted(id));
     ignoreError(store_.finishOperation(op_id, OpState::kSucceeded, "deprovisioned"),
                 "the instance is gone either way; last_operation answers 410");
     return;
   }
   if (stopping_)
     return;
-  spdlog::error("deprovisioning instance {} failed: {}", json(id).dump(), st.error().message);
+  spdlog::error("deprovisioning instance {} failed: {}", jsonQuoted(id), st.error().message);
   ignoreError(store_.finishOperation(op_id, OpState::kFailed,
                                      "deprovisioning failed: " + st.error().message),
               "logged above");
@@ -469,7 +464,9 @@ HttpReply InstanceService::lastOperation(const std::string& id, const HttpReques
   if (!last.ok())
     return storeFailure(last.error());
   op = *last;
-  if (!token.empty() && (!op || op->token() != token)) {
+  if (!op)
+    return osbError(404, "", "no such instance");
+  if (!token.empty() && op->token() != token) {
     // An older operation named by its token.
     auto dash = token.rfind('-');
     int64_t n = 0;
@@ -485,11 +482,9 @@ HttpReply InstanceService::lastOperation(const std::string& id, const HttpReques
       return storeFailure(named.error());
     if (!named->has_value() || (*named)->instance_id != id || !(*named)->binding_id.empty() ||
         (*named)->token() != token)
-      return osbError(400, "", fmt::format("no operation {} on this instance", json(token).dump()));
+      return osbError(400, "", fmt::format("no operation {} on this instance", jsonQuoted(token)));
     op = *named;
   }
-  if (!op)
-    return osbError(404, "", "no such instance");
   auto instance = store_.instance(id);
   if (!instance.ok())
     return storeFailure(instance.error());
@@ -524,8 +519,14 @@ HttpReply InstanceService::update(const std::string& id, const HttpRequest& req)
   auto body = bodyObject(req, &error);
   if (!body)
     return error;
-  if (stringField(*body, "service_id").empty())
+  const std::string service_id = stringField(*body, "service_id");
+  if (service_id.empty())
     return osbError(400, "", "service_id is required");
+  if (service_id != options_.catalog.service_id)
+    return osbError(400, "", fmt::format("unknown service_id {}", jsonQuoted(service_id)));
+  const std::string plan_id = stringField(*body, "plan_id");
+  if (!plan_id.empty() && options_.catalog.planById(plan_id) == nullptr)
+    return osbError(400, "", fmt::format("unknown plan_id {}", jsonQuoted(plan_id)));
   std::lock_guard<std::mutex> lk(mu_);
   auto r = store_.instance(id);
   if (!r.ok())
@@ -533,7 +534,9 @@ HttpReply InstanceService::update(const std::string& id, const HttpRequest& req)
   if (!r->has_value())
     return osbError(404, "", "no such instance");
   const InstanceRecord& i = **r;
-  const std::string plan_id = stringField(*body, "plan_id");
+  if (HttpReply conflict;
+      maintenanceConflict(*body, plan_id.empty() ? i.plan_id : plan_id, &conflict))
+    return conflict;
   bool plan_change = !plan_id.empty() && plan_id != i.plan_id;
   bool params_change = body->contains("parameters") && (*body)["parameters"] != i.parameters &&
                        !(*body)["parameters"].empty();
@@ -562,13 +565,20 @@ HttpReply InstanceService::bind(const std::string& id, const std::string& bid,
   auto body = bodyObject(req, &error);
   if (!body)
     return error;
-  if (stringField(*body, "service_id").empty() || stringField(*body, "plan_id").empty())
+  const std::string service_id = stringField(*body, "service_id");
+  const std::string plan_id = stringField(*body, "plan_id");
+  if (service_id.empty() || plan_id.empty())
     return osbError(400, "", "service_id and plan_id are required strings");
+  if (service_id != options_.catalog.service_id)
+    return osbError(400, "", fmt::format("unknown service_id {}", jsonQuoted(service_id)));
+  if (options_.catalog.planById(plan_id) == nullptr)
+    return osbError(400, "", fmt::format("unknown plan_id {}", jsonQuoted(plan_id)));
   json params = body->contains("parameters") ? (*body)["parameters"] : json::object();
   if (!params.is_object() || !params.empty())
     return osbError(400, "", "a binding takes no parameters");
 
   std::optional<InstanceRecord> instance;
+  bool unready = false;  // a record of this binding that is not ready
   {
     std::lock_guard<std::mutex> lk(mu_);
     auto r = store_.instance(id);
@@ -589,10 +599,18 @@ HttpReply InstanceService::bind(const std::string& id, const std::string& bid,
         return reply(200, {{"credentials", (*existing)->credentials}});
       return osbError(409, "", "a binding with this id exists with other attributes");
     }
+    unready = existing->has_value();
     instance = **r;
   }
+  // A binding that is not ready is either being made by a bind that holds the instance's claim
+  // (422, like any other bind or unbind running on it), or what an earlier attempt left when its
+  // role could be neither created nor dropped (no claim held: rolled back below, then bound
+  // afresh).
   if (!claim(id))
-    return osbError(422, "ConcurrencyError", "another bind or unbind on this instance is running");
+    return osbError(422, "ConcurrencyError",
+                    unready ? "this binding is being created, or another bind or unbind on this "
+                              "instance is running"
+                            : "another bind or unbind on this instance is running");
 
   HttpReply out;
   out.deferred = [this, id, bid, params, instance = *instance]() -> HttpReply {
@@ -629,10 +647,14 @@ HttpReply InstanceService::bind(const std::string& id, const std::string& bid,
     const int64_t op_id = *begun;
     Status st = createBindingRole(access, role, password, options_.sql_timeout);
     if (!st.ok()) {
-      spdlog::error("binding {} to instance {}: {}", json(bid).dump(), json(id).dump(),
+      spdlog::error("binding {} to instance {}: {}", jsonQuoted(bid), jsonQuoted(id),
                     st.error().message);
       op.id = op_id;
-      ignoreError(rollBackBind(op), "logged inside");
+      if (!rollBackBind(op).ok())  // logged inside
+        return osbError(500, "",
+                        "creating the binding's role failed, and so did removing what was made "
+                        "of it: a retry of this bind, an unbind or the broker's next start "
+                        "removes it");
       return osbError(500, "", "creating the binding's role failed; nothing was kept");
     }
     b.ready = true;
@@ -642,7 +664,7 @@ HttpReply InstanceService::bind(const std::string& id, const std::string& bid,
     });
     if (!st.ok())
       return storeFailure(st.error());
-    spdlog::info("bound {} to instance {} as role {}", json(bid).dump(), json(id).dump(), role);
+    spdlog::info("bound {} to instance {} as role {}", jsonQuoted(bid), jsonQuoted(id), role);
     return reply(201, {{"credentials", b.credentials}});
   };
   return out;
@@ -685,7 +707,7 @@ Status InstanceService::rollBackLeftoverBind(const std::string& id, const std::s
 Status InstanceService::rollBackBind(const OperationRecord& op) {
   Status st = removeBinding(op, OpState::kFailed, "rolled back");
   if (!st.ok())
-    spdlog::error("rolling back binding {}: {}", json(op.binding_id).dump(), st.error().message);
+    spdlog::error("rolling back binding {}: {}", jsonQuoted(op.binding_id), st.error().message);
   return st;
 }
 
@@ -724,13 +746,13 @@ HttpReply InstanceService::unbind(const std::string& id, const std::string& bid,
     op.id = *op_id;
     Status st = finishUnbind(op);
     if (!st.ok()) {
-      spdlog::error("unbinding {} from instance {}: {}", json(bid).dump(), json(id).dump(),
+      spdlog::error("unbinding {} from instance {}: {}", jsonQuoted(bid), jsonQuoted(id),
                     st.error().message);
       ignoreError(store_.finishOperation(op.id, OpState::kFailed, st.error().message),
                   "logged above; the binding stays and the unbind can be repeated");
       return osbError(500, "", "dropping the binding's role failed; the binding is kept");
     }
-    spdlog::info("unbound {} from instance {}", json(bid).dump(), json(id).dump());
+    spdlog::info("unbound {} from instance {}", jsonQuoted(bid), jsonQuoted(id));
     return reply(200, json::object());
   };
   return out;
@@ -772,19 +794,19 @@ void InstanceService::resumeUnfinished() {
       case OpKind::kProvision:
       case OpKind::kDeprovision: {
         spdlog::info("resuming {} of instance {} (last step done: {})", opKindName(op.kind),
-                     json(op.instance_id).dump(), steps);
+                     jsonQuoted(op.instance_id), steps);
         std::lock_guard<std::mutex> lk(mu_);
         startWorker(op.instance_id, op.id, op.kind);
         break;
       }
       case OpKind::kBind:
         spdlog::info("rolling back the unfinished bind {} of instance {}",
-                     json(op.binding_id).dump(), json(op.instance_id).dump());
+                     jsonQuoted(op.binding_id), jsonQuoted(op.instance_id));
         ignoreError(rollBackBind(op), "logged inside; tried again at the next start");
         break;
       case OpKind::kUnbind:
-        spdlog::info("finishing the unbind {} of instance {}", json(op.binding_id).dump(),
-                     json(op.instance_id).dump());
+        spdlog::info("finishing the unbind {} of instance {}", jsonQuoted(op.binding_id),
+                     jsonQuoted(op.instance_id));
         if (Status st = finishUnbind(op); !st.ok())
           spdlog::error("finishing the unbind: {}", st.error().message);
         break;

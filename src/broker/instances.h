@@ -77,8 +77,10 @@ class InstanceService {
   void runDeprovision(const std::string& instance_id, int64_t op_id);
   Status provisionSteps(const std::string& instance_id, int64_t op_id,
                         const std::atomic<bool>& cancel);
-  // Stops the worker of an instance (cancelled, joined); the caller must not hold mu_.
-  void stopWorker(const std::string& instance_id);
+  // Whether the request's maintenance_info.version (when it carries one) is not the plan's; the
+  // 422 MaintenanceInfoConflict in *out when so.
+  bool maintenanceConflict(const nlohmann::json& body, const std::string& plan_id,
+                           HttpReply* out) const;
   // Drops the binding's role (when it and the instance exist), forgets the binding and ends `op`
   // as `end`.
   Status removeBinding(const OperationRecord& op, OpState end, const std::string& description);

@@ -9,14 +9,19 @@
 #include <nlohmann/json.hpp>
 
 #include "common/basic_auth.h"
+#include "common/http_message.h"
 
 namespace pgf {
 namespace {
 
 constexpr size_t kMaxRequestIdentity = 256;
 
+// Bytes that are not UTF-8 (from a hostile request, quoted in a message) become U+FFFD.
 HttpReply json(int status, const nlohmann::json& body) {
-  return HttpReply{status, "application/json", body.dump(), {}};
+  return HttpReply{status,
+                   "application/json",
+                   body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace),
+                   {}};
 }
 
 // A request identity fit to be sent back: printable ASCII, bounded.
@@ -32,12 +37,18 @@ bool echoable(std::string_view id) {
 constexpr std::string_view kInstancesPrefix = "/v2/service_instances/";
 constexpr size_t kMaxIdLength = 1024;
 
-std::vector<std::string> splitPath(std::string_view rest) {
+// The path's segments, each %-decoded on its own: an id holding an encoded "/"
+// stays one id. nullopt on a bad %-escape.
+std::optional<std::vector<std::string>> splitPath(std::string_view rest) {
   std::vector<std::string> parts;
   size_t start = 0;
   while (true) {
     size_t slash = rest.find('/', start);
-    parts.emplace_back(rest.substr(start, slash == std::string_view::npos ? slash : slash - start));
+    std::string part;
+    if (!percentDecode(rest.substr(start, slash == std::string_view::npos ? slash : slash - start),
+                       &part))
+      return std::nullopt;
+    parts.push_back(std::move(part));
     if (slash == std::string_view::npos)
       return parts;
     start = slash + 1;
@@ -70,6 +81,25 @@ std::optional<std::pair<int, int>> parseApiVersion(std::string_view text) {
   return std::make_pair(*major, *minor);
 }
 
+std::string jsonQuoted(std::string_view text) {
+  return nlohmann::json(std::string(text))
+      .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+bool acceptableId(std::string_view id) {
+  if (id.empty() || id.size() > kMaxIdLength)
+    return false;
+  for (char c : id)
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f)
+      return false;
+  try {
+    (void)nlohmann::json(std::string(id)).dump();  // throws on bytes that are not UTF-8
+  } catch (const nlohmann::json::exception&) {
+    return false;
+  }
+  return true;
+}
+
 HttpReply osbError(int status, std::string_view code, std::string_view description) {
   nlohmann::json body = nlohmann::json::object();
   if (!code.empty())
@@ -95,8 +125,15 @@ HttpReply OsbApi::handle(const HttpRequest& req) const {
     spdlog::error("{} {}: {}", req.method, req.path, e.what());
     reply = osbError(500, "", fmt::format("internal error answering {} {}", req.method, req.path));
   }
-  if (const std::string id = req.header("x-broker-api-request-identity"); echoable(id))
+  if (const std::string id = req.header("x-broker-api-request-identity"); echoable(id)) {
     reply.headers["X-Broker-API-Request-Identity"] = id;
+    if (reply.deferred)
+      reply.deferred = [work = std::move(reply.deferred), id] {
+        HttpReply late = work();
+        late.headers["X-Broker-API-Request-Identity"] = id;
+        return late;
+      };
+  }
   return reply;
 }
 
@@ -121,7 +158,7 @@ HttpReply OsbApi::route(const HttpRequest& req) const {
                           kOsbMinMinor)
             : fmt::format("X-Broker-API-Version {} is not supported: this broker speaks 2.{} and "
                           "later (2.17)",
-                          nlohmann::json(given).dump(), kOsbMinMinor));
+                          jsonQuoted(given), kOsbMinMinor));
 
   if (req.path == "/v2/catalog") {
     if (req.method != "GET") {
@@ -133,17 +170,27 @@ HttpReply OsbApi::route(const HttpRequest& req) const {
   }
   if (instances_ != nullptr && req.path.rfind(kInstancesPrefix, 0) == 0)
     return routeInstances(req);
-  return osbError(
-      404, "", fmt::format("no such endpoint: {} {}", req.method, nlohmann::json(req.path).dump()));
+  return osbError(404, "",
+                  fmt::format("no such endpoint: {} {}", req.method, jsonQuoted(req.path)));
 }
 
 HttpReply OsbApi::routeInstances(const HttpRequest& req) const {
-  auto parts = splitPath(std::string_view(req.path).substr(kInstancesPrefix.size()));
+  // Split before decoding: PUT .../a%2Fservice_bindings%2Fb provisions the instance "a/.../b";
+  // it does not bind "b" to "a".
+  const std::string_view raw = req.raw_path.empty() ? req.path : req.raw_path;
+  auto split = splitPath(raw.substr(1));
+  if (!split)
+    return osbError(400, "", "the path has a malformed %-escape");
+  if (split->size() < 3 || (*split)[0] != "v2" || (*split)[1] != "service_instances")
+    return osbError(404, "",
+                    fmt::format("no such endpoint: {} {}", req.method, jsonQuoted(req.path)));
+  const std::vector<std::string> parts(split->begin() + 2, split->end());
   for (const auto& p : parts)
-    if (p.empty() || p.size() > kMaxIdLength)
-      return osbError(
-          400, "",
-          fmt::format("an id in the path is empty or longer than {} characters", kMaxIdLength));
+    if (!acceptableId(p))
+      return osbError(400, "",
+                      fmt::format("an id in the path is empty, longer than {} bytes, not UTF-8 or "
+                                  "holds a control character",
+                                  kMaxIdLength));
   const std::string& id = parts[0];
   if (parts.size() == 1) {
     if (req.method == "PUT")
@@ -178,8 +225,8 @@ HttpReply OsbApi::routeInstances(const HttpRequest& req) const {
       return instances_->fetchBinding(id, bid, req);
     return notAllowed(req, "PUT, DELETE, GET");
   }
-  return osbError(
-      404, "", fmt::format("no such endpoint: {} {}", req.method, nlohmann::json(req.path).dump()));
+  return osbError(404, "",
+                  fmt::format("no such endpoint: {} {}", req.method, jsonQuoted(req.path)));
 }
 
 }  // namespace pgf

@@ -3,7 +3,7 @@
 //   - HTTP basic authentication: anything else is 401 (with WWW-Authenticate), checked first, so
 //     that nothing is told to a client without the credentials;
 //   - X-Broker-API-Version: 2.13 or later in 2.x; missing, empty, malformed or older is 412;
-//   - X-Broker-API-Request-Identity is echoed on the answer;
+//   - X-Broker-API-Request-Identity is echoed on the answer (deferred ones included);
 //   - every answer with a body is JSON, errors as {"error": "CamelCaseCode", "description": "..."}
 //     (the code only where the spec names one) and an unknown path is a JSON 404.
 // Endpoints: GET /v2/catalog; with an InstanceService, /v2/service_instances/:id (PUT, PATCH,
@@ -33,6 +33,15 @@ std::optional<std::pair<int, int>> parseApiVersion(std::string_view text);
 
 // A JSON error answer; `code` may be "" (the body then carries only the description).
 HttpReply osbError(int status, std::string_view code, std::string_view description);
+
+// `text` as a JSON string literal, for messages and logs: bytes that are not UTF-8 become U+FFFD
+// instead of throwing, so that a hostile header, path or query value cannot turn an answer into
+// a 500.
+std::string jsonQuoted(std::string_view text);
+
+// Whether `id` may name an instance, a binding or an operation: 1 to 1024 bytes of UTF-8 without
+// control characters (ids are stored and logged as data, never used in a path, command or SQL).
+bool acceptableId(std::string_view id);
 
 class OsbApi {
  public:

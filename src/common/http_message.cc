@@ -18,7 +18,7 @@ int hexValue(char c) {
   return -1;
 }
 
-bool percentDecode(std::string_view in, bool plus_is_space, std::string* out) {
+bool decode(std::string_view in, bool plus_is_space, std::string* out) {
   out->clear();
   out->reserve(in.size());
   for (size_t i = 0; i < in.size(); ++i) {
@@ -126,13 +126,17 @@ bool parseStatusLine(std::string_view s, int* status, bool* http10) {
   return true;
 }
 
+bool percentDecode(std::string_view in, std::string* out) {
+  return decode(in, /*plus_is_space=*/false, out);
+}
+
 bool parseRequestTarget(std::string_view target, std::string* path,
                         std::multimap<std::string, std::string>* query) {
   if (target.empty() || target.front() != '/')
     return false;
   auto q = target.find('?');
   std::string_view raw_path = target.substr(0, q);
-  if (!percentDecode(raw_path, /*plus_is_space=*/false, path))
+  if (!decode(raw_path, /*plus_is_space=*/false, path))
     return false;
   query->clear();
   if (q == std::string_view::npos)
@@ -149,9 +153,9 @@ bool parseRequestTarget(std::string_view target, std::string* path,
       continue;
     auto eq = pair.find('=');
     std::string key, value;
-    if (!percentDecode(pair.substr(0, eq), true, &key))
+    if (!decode(pair.substr(0, eq), true, &key))
       return false;
-    if (eq != std::string_view::npos && !percentDecode(pair.substr(eq + 1), true, &value))
+    if (eq != std::string_view::npos && !decode(pair.substr(eq + 1), true, &value))
       return false;
     query->emplace(std::move(key), std::move(value));
   }

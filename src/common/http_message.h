@@ -30,6 +30,8 @@ std::optional<size_t> parseChunkSize(std::string_view line);
 // "HTTP/1.1 200 OK" (the reason phrase may be empty or missing).
 bool parseStatusLine(std::string_view s, int* status, bool* http10);
 
+// %-decodes `in` into *out ('+' stays '+'); false on a bad %-escape.
+bool percentDecode(std::string_view in, std::string* out);
 // Splits a request target into its %-decoded path and query parameters ('+' is a space in the
 // query). false when the target is not an origin-form path ("/..."), or has a bad %-escape.
 bool parseRequestTarget(std::string_view target, std::string* path,

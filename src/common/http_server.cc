@@ -308,6 +308,7 @@ bool HttpServer::onReadable(Connection& c) {
     answer(c, errorReply(400, "malformed request line"), false);
     return onWritable(c);
   }
+  req.raw_path = std::string(target.substr(0, target.find('?')));
   std::string_view rest = line_end == std::string_view::npos ? "" : head.substr(line_end + 2);
   while (!rest.empty()) {
     auto eol = rest.find("\r\n");

@@ -38,8 +38,9 @@
 namespace pgf {
 
 struct HttpRequest {
-  std::string method;  // as sent, upper case for every standard method ("GET", "OPTIONS", ...)
-  std::string path;    // percent-decoded, without the query string
+  std::string method;    // as sent, upper case for every standard method ("GET", "OPTIONS", ...)
+  std::string path;      // percent-decoded, without the query string
+  std::string raw_path;  // the same as sent, still percent-encoded (a decoded "/" is data)
   std::multimap<std::string, std::string> query;  // decoded; a repeated key keeps every value
   std::vector<std::pair<std::string, std::string>> headers;  // names in lower case
   std::string body;

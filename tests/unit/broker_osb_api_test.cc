@@ -65,8 +65,8 @@ TEST_F(OsbApiTest, EveryRequestWithoutTheRightCredentialsIs401) {
 }
 
 TEST_F(OsbApiTest, AMissingEmptyOrTooOldApiVersionIs412) {
-  for (const char* version :
-       {"", "2.12", "2.0", "1.17", "3.0", "2", "2.", ".13", "2.x", "2.13.1", "two", "2.-13"}) {
+  for (const char* version : {"", "2.12", "2.0", "1.17", "3.0", "2", "2.", ".13", "2.x", "2.13.1",
+                              "two", "2.-13", "2.\xff\xfe", "\"2.17\""}) {
     HttpReply r = api.handle(request("GET", "/v2/catalog", version));
     EXPECT_EQ(r.status, 412) << "\"" << version << "\"";
     auto doc = bodyOf(r);
