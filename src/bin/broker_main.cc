@@ -117,6 +117,7 @@ int main(int argc, char** argv) {
   io.port_low = config.port_low;
   io.port_high = config.port_high;
   io.pg_bin_dir = config.pg_bin_dir;
+  io.ready_timeout = pgf::Millis(std::chrono::seconds(config.provision_timeout_seconds));
   pgf::InstanceService instances(io, **store, **backend);
   instances.resumeUnfinished();
 

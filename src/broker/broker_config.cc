@@ -39,7 +39,7 @@ Status parseRoot(const YAML::Node& root, const EnvLookup& env, LoadedBrokerConfi
   PGF_RETURN_IF_ERROR(yaml::expectMap(broker, "broker"));
   yaml::warnUnknownKeys(broker, "broker",
                         {"listen", "username", "password", "state_dir", "templates_dir", "ports",
-                         "run_as", "pg_bin_dir", "agent_bin"},
+                         "run_as", "pg_bin_dir", "agent_bin", "provision_timeout"},
                         out.warnings);
   std::string listen = fmt::format("{}:{}", c.listen_host, c.listen_port);
   PGF_RETURN_IF_ERROR(setting(broker, "listen", "PGFLEET_BROKER_LISTEN", env, listen));
@@ -86,6 +86,16 @@ Status parseRoot(const YAML::Node& root, const EnvLookup& env, LoadedBrokerConfi
                                      *text));
     c.port_low = low;
     c.port_high = high;
+  }
+
+  if (auto timeout = yaml::child(broker, "provision_timeout"); yaml::isSet(timeout)) {
+    auto seconds = yaml::readInt(timeout, "broker.provision_timeout");
+    if (!seconds.ok())
+      return seconds.error();
+    if (*seconds < 10 || *seconds > 86400)
+      return configError("broker.provision_timeout",
+                         fmt::format("must be between 10 and 86400 seconds, got {}", *seconds));
+    c.provision_timeout_seconds = static_cast<int>(*seconds);
   }
 
   auto log = yaml::child(root, "log");

@@ -26,7 +26,8 @@ struct BrokerConfig {
   std::string templates_dir;        // plans' templates; default: templates/ beside the file
   int port_low = 20000;             // instances' ports are taken from [port_low, port_high]
   int port_high = 29999;
-  std::string run_as = "postgres";  // the user instances run as when the broker runs as root
+  int provision_timeout_seconds = 300;  // a provision whose nodes are not healthy by then fails
+  std::string run_as = "postgres";      // the user instances run as when the broker runs as root
   std::string pg_bin_dir = "/usr/lib/postgresql/15/bin";
   std::string agent_bin;  // default: pgfleet-agent beside pgfleet-broker
   std::string log_level = "info";

@@ -116,6 +116,10 @@ TEST(BrokerConfig, RefusesWhatIsMissingOrWrongSayingWhere) {
        "service: {id: s}\nplans:" +
            std::string(kPlan),
        "broker.listen: port 99999 is outside 1..65535"},
+      {"broker:\n  username: u\n  password: p\n  state_dir: /x\n  provision_timeout: 5\n"
+       "service: {id: s}\nplans:" +
+           std::string(kPlan),
+       "broker.provision_timeout: must be between 10 and 86400 seconds, got 5"},
       {config(kPlan, "  name: postgresql\n"), "service.id: is required"},
       {config(kPlan, "  id: s1\n  name: post gres\n"),
        "service.name: \"post gres\" may hold only letters, digits, '.', '_' and '-'"},
@@ -163,6 +167,18 @@ TEST(BrokerConfig, RefusesWhatIsMissingOrWrongSayingWhere) {
   };
   for (const auto& c : cases)
     EXPECT_EQ(errorOf(c.text), c.error) << c.text;
+}
+
+TEST(BrokerConfig, TheProvisionTimeoutIsFiveMinutesUnlessSet) {
+  auto r = parseBrokerConfig(config(), envOf({}));
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(r->config.provision_timeout_seconds, 300);
+  std::string text = config();
+  text.replace(text.find("broker:\n"), 8, "broker:\n  provision_timeout: 20\n");
+  r = parseBrokerConfig(text, envOf({}));
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(r->config.provision_timeout_seconds, 20);
+  EXPECT_TRUE(r->warnings.empty());
 }
 
 TEST(BrokerConfig, UnknownKeysAreWarnedAboutNotFatal) {
