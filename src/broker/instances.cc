@@ -1,8 +1,11 @@
 #include "broker/instances.h"
 
 #include <netinet/in.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
+
+#include <cstdlib>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -23,6 +26,18 @@ constexpr const char* kOwnerRole = "pgfleet_owner";
 
 HttpReply reply(int status, const json& body) {
   return HttpReply{status, "application/json", body.dump(), {}};
+}
+
+// A testing aid (docs/broker.md): when PGFLEET_BROKER_KILL_AT names a step ("provision
+// begun", "nodes started", ...), the broker kills itself with SIGKILL right after committing it,
+// so that tests can stop it at every step of an operation and check what the next broker does.
+void killPoint(std::string_view step) {
+  static const char* const kill_at = std::getenv("PGFLEET_BROKER_KILL_AT");
+  if (kill_at != nullptr && step == kill_at) {
+    spdlog::warn("PGFLEET_BROKER_KILL_AT: killing the broker after \"{}\"", step);
+    spdlog::default_logger()->flush();
+    ::raise(SIGKILL);
+  }
 }
 
 HttpReply storeFailure(const Error& e) {
@@ -265,8 +280,15 @@ HttpReply InstanceService::provision(const std::string& id, const HttpRequest& r
   op.id = *op_id;
   spdlog::info("provisioning instance {} ({}, plan {})", jsonQuoted(id),
                r.deployment.value("name", ""), plan->name);
+  killPoint("provision begun");
   startWorker(id, op.id, OpKind::kProvision);
   return reply(202, {{"operation", op.token()}});
+}
+
+Status InstanceService::journal(int64_t op_id, const std::string& step) {
+  PGF_RETURN_IF_ERROR(store_.journal(op_id, step));
+  killPoint(step);
+  return okStatus();
 }
 
 void InstanceService::startWorker(const std::string& instance_id, int64_t op_id, OpKind kind) {
@@ -323,7 +345,7 @@ Status InstanceService::provisionSteps(const std::string& id, int64_t op_id,
   r.deployment["read_write_port"] = ports->at("rw");
   r.deployment["read_only_port"] = plan->nodes > 1 ? ports->at("ro") : 0;
   PGF_TRY(store_.putInstance(r), "recording the ports");
-  PGF_TRY(store_.journal(op_id, "ports reserved"), "journal");
+  PGF_TRY(journal(op_id, "ports reserved"), "journal");
   if (cancel)
     return makeError(ErrorCode::kInternal, "halted");
 
@@ -331,7 +353,7 @@ Status InstanceService::provisionSteps(const std::string& id, int64_t op_id,
   if (!manifest.ok())
     return manifest.error().wrap("rendering the deployment manifest");
   PGF_TRY(backend_.deploy(name, *manifest), "starting the nodes");
-  PGF_TRY(store_.journal(op_id, "nodes started"), "journal");
+  PGF_TRY(journal(op_id, "nodes started"), "journal");
 
   const auto deadline = std::chrono::steady_clock::now() + options_.ready_timeout;
   while (!backend_.health(name, *manifest).healthy()) {
@@ -342,7 +364,7 @@ Status InstanceService::provisionSteps(const std::string& id, int64_t op_id,
                                                         options_.ready_timeout.count() / 1000));
     std::this_thread::sleep_for(std::chrono::milliseconds(200));
   }
-  PGF_TRY(store_.journal(op_id, "nodes healthy"), "journal");
+  PGF_TRY(journal(op_id, "nodes healthy"), "journal");
 
   InstanceAccess access = accessOf(r);
   std::vector<std::string> extensions;
@@ -359,9 +381,9 @@ Status InstanceService::provisionSteps(const std::string& id, int64_t op_id,
   }
   if (!prepared.ok())
     return prepared.error().wrap("creating the database");
-  PGF_TRY(store_.journal(op_id, "database created"), "journal");
+  PGF_TRY(journal(op_id, "database created"), "journal");
   PGF_TRY(checkReadiness(access, options_.sql_timeout), "readiness");
-  PGF_TRY(store_.journal(op_id, "write through the endpoint succeeded"), "journal");
+  PGF_TRY(journal(op_id, "write through the endpoint succeeded"), "journal");
   r.ready = true;
   return store_.transaction([&]() -> Status {
     PGF_RETURN_IF_ERROR(store_.putInstance(r));
@@ -424,6 +446,7 @@ HttpReply InstanceService::deprovision(const std::string& id, const HttpRequest&
     return storeFailure(op_id.error());
   op.id = *op_id;
   spdlog::info("deprovisioning instance {}", jsonQuoted(id));
+  killPoint("deprovision begun");
   startWorker(id, *op_id, OpKind::kDeprovision);
   return reply(202, {{"operation", op.token()}});
 }
@@ -436,7 +459,7 @@ void InstanceService::runDeprovision(const std::string& id, int64_t op_id) {
     if (!name.empty())
       st = backend_.destroy(name);
     if (st.ok())
-      st = store_.journal(op_id, "nodes removed");
+      st = journal(op_id, "nodes removed");
   }
   if (st.ok())
     st = store_.forgetInstance(id, op_id);
@@ -657,6 +680,7 @@ HttpReply InstanceService::bind(const std::string& id, const std::string& bid,
                         "removes it");
       return osbError(500, "", "creating the binding's role failed; nothing was kept");
     }
+    killPoint("role created");
     b.ready = true;
     st = store_.transaction([&]() -> Status {
       PGF_RETURN_IF_ERROR(store_.putBinding(b));
@@ -682,7 +706,7 @@ Status InstanceService::removeBinding(const OperationRecord& op, OpState end,
       PGF_TRY(dropBindingRole(accessOf(**instance), role, options_.sql_timeout),
               "dropping the binding's role");
   }
-  PGF_TRY(store_.journal(op.id, "role dropped"), "journal");
+  PGF_TRY(journal(op.id, "role dropped"), "journal");
   return store_.transaction([&]() -> Status {
     PGF_RETURN_IF_ERROR(store_.deleteBinding(op.instance_id, op.binding_id));
     return store_.finishOperation(op.id, end, description);

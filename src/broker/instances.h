@@ -77,6 +77,8 @@ class InstanceService {
   void runDeprovision(const std::string& instance_id, int64_t op_id);
   Status provisionSteps(const std::string& instance_id, int64_t op_id,
                         const std::atomic<bool>& cancel);
+  // store_.journal(), then the PGFLEET_BROKER_KILL_AT testing aid.
+  Status journal(int64_t op_id, const std::string& step);
   // Whether the request's maintenance_info.version (when it carries one) is not the plan's; the
   // 422 MaintenanceInfoConflict in *out when so.
   bool maintenanceConflict(const nlohmann::json& body, const std::string& plan_id,

@@ -5,27 +5,20 @@
 // tenant's credentials cannot reach it, and a broker killed with SIGKILL in the middle of a
 // provision and of a deprovision.
 #include <signal.h>
-#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
-#include <random>
 #include <sstream>
-#include <thread>
 
 #include <fmt/format.h>
 #include <gtest/gtest.h>
-#include <httplib.h>
 #include <nlohmann/json.hpp>
 
-#include "common/base64.h"
 #include "common/process.h"
 #include "postgres/pg_connection.h"
 #include "support/broker_process.h"
 #include "support/etcd_process.h"
 #include "support/local_cluster.h"
-#include "support/ports.h"
-#include "support/test_files.h"
 
 namespace pgf::testing {
 namespace {
@@ -34,63 +27,8 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 using std::chrono::seconds;
 
-constexpr const char* kService = "e0bbd32b-944e-4a1e-bf83-db238487ce21";
-constexpr const char* kSingleSmall = "3b8c5ecc-e36f-4066-8cc0-22124da2cc00";
-constexpr const char* kClusterSmall = "347487b1-13d0-4e3f-bf75-3091dc23a86f";
-
 using Answer = BrokerAnswer;
-
-class BrokerLifecycleTest : public ::testing::Test {
- protected:
-  void SetUp() override { broker_.setUp(); }
-  void TearDown() override { broker_.cleanUp(); }
-
-  std::string state() const { return broker_.state(); }
-  void startBroker() { broker_.start(); }
-  void stopBroker(int sig) { broker_.stop(sig); }
-  std::string brokerLog() { return broker_.log(); }
-  Answer call(const std::string& method, const std::string& path, const json& body = nullptr,
-              const std::string& version = "2.17") {
-    return broker_.call(method, path, body, version);
-  }
-  Answer raw(const std::string& method, const std::string& path, const std::string& payload) {
-    return broker_.raw(method, path, payload);
-  }
-
-  json provisionBody(const std::string& plan, json parameters = json::object()) {
-    return {{"service_id", kService},
-            {"plan_id", plan},
-            {"organization_guid", "org-1"},
-            {"space_guid", "space-1"},
-            {"parameters", std::move(parameters)}};
-  }
-
-  // Polls last_operation until it is no longer "in progress"; the final answer.
-  Answer waitOperation(const std::string& instance, Millis timeout) {
-    Answer last;
-    waitUntil(
-        [&] {
-          last = call("GET", "/v2/service_instances/" + instance + "/last_operation");
-          return last.status != 200 || last.body.value("state", "") != "in progress";
-        },
-        timeout);
-    return last;
-  }
-
-  static Result<PgConnection> connectWith(const json& credentials, bool read_only = false) {
-    ConnParams p = {{"host", credentials.value("hostname", "")},
-                    {"port", std::to_string(read_only ? credentials.value("read_only_port", 0)
-                                                      : credentials.value("port", 0))},
-                    {"user", credentials.value("username", "")},
-                    {"password", credentials.value("password", "")},
-                    {"dbname", credentials.value("name", "")}};
-    return PgConnection::connect(p, Millis(5000));
-  }
-
-  size_t instanceDirectories() { return broker_.instanceDirectories(); }
-
-  BrokerProcess broker_;
-};
+using BrokerLifecycleTest = BrokerTest;
 
 TEST_F(BrokerLifecycleTest, ASingleServerFromProvisionToDeprovisionLeavesNothingBehind) {
   ASSERT_NO_FATAL_FAILURE(startBroker());
@@ -355,36 +293,15 @@ TEST_F(BrokerLifecycleTest, ABrokerKilledDuringAProvisionFinishesItWhenItStartsA
   EXPECT_EQ(instanceDirectories(), 0u);
 }
 
-// How many keys an etcd holds under `prefix` (its JSON gateway's count_only range); -1 when it
-// does not answer.
-int etcdKeyCount(const EtcdProcess& etcd, const std::string& prefix) {
-  std::string end = prefix;
-  end.back() = static_cast<char>(end.back() + 1);
-  httplib::Client client("127.0.0.1", etcd.clientPort());
-  client.set_read_timeout(5);
-  json req = {
-      {"key", base64Encode(prefix)}, {"range_end", base64Encode(end)}, {"count_only", true}};
-  auto res = client.Post("/v3/kv/range", req.dump(), "application/json");
-  if (!res || res->status != 200)
-    return -1;
-  json body = json::parse(res->body, nullptr, false);
-  if (!body.is_object())
-    return -1;
-  return std::stoi(body.value("count", std::string("0")));
-}
-
 TEST_F(BrokerLifecycleTest, WithAnExternalEtcdItStartsNoneAndLeavesNoKeyThere) {
   TempDir dir("pgfleet-broker-etcd");
   EtcdProcess etcd(dir.path() + "/etcd");
   ASSERT_TRUE(etcd.start().ok()) << etcd.logTail();
   // The configuration names the external etcd instead of the embedded one's ports.
-  std::ifstream in(broker_.configPath());
-  std::stringstream text;
-  text << in.rdbuf();
-  std::string config = text.str();
-  config = config.substr(0, config.rfind("\netcd:\n")) +
-           fmt::format("\netcd:\n  hosts: [{}]\n", etcd.endpoint());
-  std::ofstream(broker_.configPath()) << config;
+  broker_.editConfig([&](std::string& config) {
+    config = config.substr(0, config.rfind("\netcd:\n")) +
+             fmt::format("\netcd:\n  hosts: [{}]\n", etcd.endpoint());
+  });
 
   ASSERT_NO_FATAL_FAILURE(startBroker());
   EXPECT_FALSE(fs::exists(state() + "/etcd.pid"));
@@ -395,14 +312,14 @@ TEST_F(BrokerLifecycleTest, WithAnExternalEtcdItStartsNoneAndLeavesNoKeyThere) {
   Answer done = waitOperation("ext-1", Millis(seconds(180)));
   ASSERT_EQ(done.body.value("state", ""), "succeeded") << done.text << brokerLog();
   // The instance's agent keeps its cluster in the external etcd.
-  EXPECT_GT(etcdKeyCount(etcd, "/service/"), 0);
+  EXPECT_GT(etcdKeyCount(etcd.clientPort(), "/service/"), 0);
 
   Answer del = call("DELETE", inst + "?service_id=" + std::string(kService) +
                                   "&plan_id=" + kSingleSmall + "&accepts_incomplete=true");
   ASSERT_EQ(del.status, 202) << del.text;
   EXPECT_EQ(waitOperation("ext-1", Millis(seconds(120))).status, 410) << brokerLog();
   EXPECT_EQ(instanceDirectories(), 0u);
-  EXPECT_EQ(etcdKeyCount(etcd, "/service/"), 0);
+  EXPECT_EQ(etcdKeyCount(etcd.clientPort(), "/service/"), 0);
   stopBroker(SIGTERM);
 }
 

@@ -13,6 +13,7 @@
 #include <httplib.h>
 
 #include "common/process.h"
+#include "support/etcd_process.h"
 #include "support/local_cluster.h"
 #include "support/ports.h"
 #include "support/test_files.h"
@@ -23,6 +24,12 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 using std::chrono::seconds;
+
+pid_t pidIn(const fs::path& file) {
+  std::ifstream in(file);
+  pid_t pid = 0;
+  return in >> pid && pid > 1 ? pid : 0;
+}
 
 }  // namespace
 
@@ -45,6 +52,7 @@ void BrokerProcess::setUp() {
                  fmt::format("broker:\n  ports: {}-{}\n  templates_dir: {}/examples/templates\n",
                              low, low + 199, PGFLEET_SOURCE_DIR));
   auto etcd_ports = pickFreePorts(2);
+  etcd_port_ = etcd_ports[0];
   config += fmt::format("\netcd:\n  embedded_port: {}\n  embedded_peer_port: {}\n", etcd_ports[0],
                         etcd_ports[1]);
   config_ = dir_ + "/broker.yaml";
@@ -55,40 +63,28 @@ void BrokerProcess::cleanUp() {
   stop(SIGKILL);
   // What the test left behind after a failure: every instance's processes, by their PID files,
   // then the embedded etcd.
-  std::error_code ec;
-  for (const auto& inst : fs::directory_iterator(state() + "/instances", ec)) {
-    for (const auto& node : fs::directory_iterator(inst.path(), ec)) {
-      for (const char* file : {"agent.pid", "data/postmaster.pid"}) {
-        std::ifstream in(node.path() / file);
-        pid_t pid = 0;
-        if (in >> pid && pid > 1 && processAlive(pid)) {
-          signalProcess(pid, SIGKILL);
-          waitProcess(pid, Millis(5000));
-        }
-      }
-    }
-    std::ifstream in(inst.path() / "haproxy.pid");
-    pid_t pid = 0;
-    if (in >> pid && pid > 1 && processAlive(pid))
-      signalProcess(pid, SIGKILL);
+  for (pid_t pid : recordedPids()) {
+    signalProcess(pid, SIGKILL);
+    waitProcess(pid, Millis(5000));
   }
-  std::ifstream in(state() + "/etcd.pid");
-  pid_t etcd = 0;
-  if (in >> etcd && etcd > 1) {
+  if (pid_t etcd = pidIn(state() + "/etcd.pid")) {
     signalProcess(etcd, SIGTERM);
     waitProcess(etcd, Millis(10000));
   }
+  std::error_code ec;
   if (getenv("PGFLEET_KEEP_TEST_DIRS") == nullptr)
     fs::remove_all(dir_, ec);
 }
 
-void BrokerProcess::start() {
+void BrokerProcess::start(const std::map<std::string, std::string>& env) {
   CommandSpec spec;
   spec.argv = {PGFLEET_BROKER_BIN, "--config", config_};
   spec.env = {{"PGFLEET_BROKER_USER", "broker"},
               {"PGFLEET_BROKER_PASSWORD", password_},
               {"PGFLEET_BROKER_LISTEN", "127.0.0.1:" + std::to_string(port_)},
               {"PGFLEET_STATE_DIR", state()}};
+  for (const auto& [key, value] : env)
+    spec.env[key] = value;
   spec.output_file = dir_ + "/broker.log";
   auto pid = spawnProcess(spec);
   ASSERT_TRUE(pid.ok()) << pid.error().message;
@@ -104,6 +100,24 @@ void BrokerProcess::stop(int sig) {
   signalProcess(pid_, sig);
   waitProcess(pid_, Millis(30000));
   pid_ = 0;
+}
+
+bool BrokerProcess::waitExit(Millis timeout) {
+  if (pid_ <= 0)
+    return true;
+  if (!waitProcess(pid_, timeout))
+    return false;
+  pid_ = 0;
+  return true;
+}
+
+void BrokerProcess::editConfig(const std::function<void(std::string&)>& edit) const {
+  std::ifstream in(config_);
+  std::stringstream text;
+  text << in.rdbuf();
+  std::string config = text.str();
+  edit(config);
+  std::ofstream(config_) << config;
 }
 
 std::string BrokerProcess::log() const {
@@ -152,6 +166,17 @@ BrokerAnswer BrokerProcess::raw(const std::string& method, const std::string& pa
   return a;
 }
 
+BrokerAnswer BrokerProcess::waitOperation(const std::string& instance, Millis timeout) {
+  BrokerAnswer last;
+  waitUntil(
+      [&] {
+        last = call("GET", "/v2/service_instances/" + instance + "/last_operation");
+        return last.status != 200 || last.body.value("state", "") != "in progress";
+      },
+      timeout);
+  return last;
+}
+
 size_t BrokerProcess::instanceDirectories() const {
   size_t n = 0;
   std::error_code ec;
@@ -159,6 +184,46 @@ size_t BrokerProcess::instanceDirectories() const {
        !ec && it != fs::directory_iterator(); ++it)
     ++n;
   return n;
+}
+
+std::vector<pid_t> BrokerProcess::recordedPids() const {
+  std::vector<pid_t> out;
+  std::error_code ec;
+  for (const auto& inst : fs::directory_iterator(state() + "/instances", ec)) {
+    for (const auto& node : fs::directory_iterator(inst.path(), ec))
+      for (const char* file : {"agent.pid", "data/postmaster.pid"})
+        if (pid_t pid = pidIn(node.path() / file); pid > 0 && processAlive(pid))
+          out.push_back(pid);
+    if (pid_t pid = pidIn(inst.path() / "haproxy.pid"); pid > 0 && processAlive(pid))
+      out.push_back(pid);
+  }
+  return out;
+}
+
+int BrokerProcess::dcsKeys() const {
+  return etcdKeyCount(etcd_port_, "/service/");
+}
+
+json provisionBody(const std::string& plan, json parameters) {
+  return {{"service_id", kService},
+          {"plan_id", plan},
+          {"organization_guid", "org-1"},
+          {"space_guid", "space-1"},
+          {"parameters", std::move(parameters)}};
+}
+
+std::string deleteQuery(const std::string& plan) {
+  return fmt::format("?service_id={}&plan_id={}&accepts_incomplete=true", kService, plan);
+}
+
+Result<PgConnection> connectWith(const json& credentials, bool read_only) {
+  ConnParams p = {{"host", credentials.value("hostname", "")},
+                  {"port", std::to_string(read_only ? credentials.value("read_only_port", 0)
+                                                    : credentials.value("port", 0))},
+                  {"user", credentials.value("username", "")},
+                  {"password", credentials.value("password", "")},
+                  {"dbname", credentials.value("name", "")}};
+  return PgConnection::connect(p, Millis(5000));
 }
 
 }  // namespace pgf::testing

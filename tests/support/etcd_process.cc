@@ -12,7 +12,9 @@
 
 #include <fmt/format.h>
 #include <httplib.h>
+#include <nlohmann/json.hpp>
 
+#include "common/base64.h"
 #include "common/process.h"
 #include "support/ports.h"
 #include "support/test_files.h"
@@ -109,6 +111,24 @@ void EtcdProcess::resume() {
 
 std::string EtcdProcess::logTail(int lines) const {
   return fileTail(log_file_, lines);
+}
+
+int etcdKeyCount(int client_port, const std::string& prefix) {
+  std::string end = prefix;
+  end.back() = static_cast<char>(end.back() + 1);
+  httplib::Client client("127.0.0.1", client_port);
+  client.set_connection_timeout(2);
+  client.set_read_timeout(5);
+  nlohmann::json req = {
+      {"key", base64Encode(prefix)}, {"range_end", base64Encode(end)}, {"count_only", true}};
+  auto res = client.Post("/v3/kv/range", req.dump(), "application/json");
+  if (!res || res->status != 200)
+    return -1;
+  auto body = nlohmann::json::parse(res->body, nullptr, false);
+  if (!body.is_object())
+    return -1;
+  // The gateway leaves out zero values and sends int64s as strings.
+  return std::stoi(body.value("count", std::string("0")));
 }
 
 TempDir::TempDir(const std::string& prefix) {

@@ -51,6 +51,10 @@ class EtcdProcess {
   pid_t pid_ = 0;
 };
 
+// How many keys the etcd listening on 127.0.0.1:`client_port` holds under `prefix` (its JSON
+// gateway's count_only range); -1 when it does not answer.
+int etcdKeyCount(int client_port, const std::string& prefix);
+
 // A fresh directory under $TMPDIR (or /tmp), removed with its contents by the destructor.
 class TempDir {
  public:
