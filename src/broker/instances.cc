@@ -601,7 +601,6 @@ HttpReply InstanceService::bind(const std::string& id, const std::string& bid,
     return osbError(400, "", "a binding takes no parameters");
 
   std::optional<InstanceRecord> instance;
-  bool unready = false;  // a record of this binding that is not ready
   {
     std::lock_guard<std::mutex> lk(mu_);
     auto r = store_.instance(id);
@@ -622,18 +621,19 @@ HttpReply InstanceService::bind(const std::string& id, const std::string& bid,
         return reply(200, {{"credentials", (*existing)->credentials}});
       return osbError(409, "", "a binding with this id exists with other attributes");
     }
-    unready = existing->has_value();
+    // A binding that is not ready is either being made by a bind that holds the instance's claim
+    // (422, like any other bind or unbind running on it), or what an earlier attempt left when
+    // its role could be neither created nor dropped (no claim held: rolled back below, then
+    // bound afresh). The claim is taken under the same lock as the checks above, so that a bind
+    // ending in between cannot leave this one overwriting the binding it has just made.
+    if (!busy_.insert(id).second)
+      return osbError(422, "ConcurrencyError",
+                      existing->has_value()
+                          ? "this binding is being created, or another bind or unbind on this "
+                            "instance is running"
+                          : "another bind or unbind on this instance is running");
     instance = **r;
   }
-  // A binding that is not ready is either being made by a bind that holds the instance's claim
-  // (422, like any other bind or unbind running on it), or what an earlier attempt left when its
-  // role could be neither created nor dropped (no claim held: rolled back below, then bound
-  // afresh).
-  if (!claim(id))
-    return osbError(422, "ConcurrencyError",
-                    unready ? "this binding is being created, or another bind or unbind on this "
-                              "instance is running"
-                            : "another bind or unbind on this instance is running");
 
   HttpReply out;
   out.deferred = [this, id, bid, params, instance = *instance]() -> HttpReply {
