@@ -137,14 +137,44 @@ Status readParameters(const YAML::Node& node, std::string_view path,
   return okStatus();
 }
 
+// timing: {ttl, loop_wait, retry_timeout}, each optional, with the agent's rule that a lease
+// outlives a loop and two retries.
+Status readTiming(const YAML::Node& node, const std::string& path, Plan& p,
+                  std::vector<std::string>& warnings) {
+  if (!yaml::isSet(node))
+    return okStatus();
+  if (!node.IsMap())
+    return configError(path, "must be a mapping");
+  yaml::warnUnknownKeys(node, path, {"ttl", "loop_wait", "retry_timeout"}, warnings);
+  for (auto [key, value] : {std::pair<const char*, int*>{"ttl", &p.ttl},
+                            {"loop_wait", &p.loop_wait},
+                            {"retry_timeout", &p.retry_timeout}}) {
+    if (auto n = yaml::child(node, key); yaml::isSet(n)) {
+      auto v = yaml::readInt(n, yaml::joinPath(path, key));
+      if (!v.ok())
+        return v.error();
+      if (*v < 1 || *v > 3600)
+        return configError(yaml::joinPath(path, key),
+                           fmt::format("must be 1 to 3600 seconds, got {}", *v));
+      *value = static_cast<int>(*v);
+    }
+  }
+  if (p.loop_wait + 2 * p.retry_timeout > p.ttl)
+    return configError(path, fmt::format("ttl ({}) must be at least loop_wait + 2 * retry_timeout "
+                                         "({} + 2 * {})",
+                                         p.ttl, p.loop_wait, p.retry_timeout));
+  return okStatus();
+}
+
 Result<Plan> readPlan(const YAML::Node& node, const std::string& path,
                       std::vector<std::string>& warnings) {
   if (!node.IsMap())
     return configError(path, "must be a mapping");
-  yaml::warnUnknownKeys(node, path,
-                        {"id", "name", "description", "nodes", "synchronous_mode", "resources",
-                         "parameters", "schema", "maintenance_info", "free", "bullets", "template"},
-                        warnings);
+  yaml::warnUnknownKeys(
+      node, path,
+      {"id", "name", "description", "nodes", "synchronous_mode", "timing", "resources",
+       "parameters", "schema", "maintenance_info", "free", "bullets", "template"},
+      warnings);
   Plan p;
   PGF_RETURN_IF_ERROR(readText(node, "id", path, true, p.id));
   PGF_RETURN_IF_ERROR(readText(node, "name", path, true, p.name));
@@ -165,6 +195,13 @@ Result<Plan> readPlan(const YAML::Node& node, const std::string& path,
   if (p.synchronous_mode && p.nodes == 1)
     return configError(yaml::joinPath(path, "synchronous_mode"),
                        "needs a cluster (nodes: 3): a single server has no standby to wait for");
+  if (p.nodes > 1) {
+    p.ttl = 15;
+    p.loop_wait = 2;
+    p.retry_timeout = 5;
+  }
+  PGF_RETURN_IF_ERROR(
+      readTiming(yaml::child(node, "timing"), yaml::joinPath(path, "timing"), p, warnings));
   PGF_RETURN_IF_ERROR(readResources(yaml::child(node, "resources"),
                                     yaml::joinPath(path, "resources"), p.resources, warnings));
   PGF_RETURN_IF_ERROR(readParameters(yaml::child(node, "parameters"),

@@ -30,6 +30,11 @@ struct Plan {
   std::string description;
   int nodes = 1;  // 1 (a single server) or 3 (a primary and two replicas)
   bool synchronous_mode = false;
+  // The agents' bootstrap.dcs timing (seconds). A single server has nothing to fail over to, so
+  // its agent may loop slowly (less idle CPU per instance); a cluster's lease is short.
+  int ttl = 30;
+  int loop_wait = 10;
+  int retry_timeout = 10;
   PlanResources resources;
   std::map<std::string, std::string> parameters;  // further PostgreSQL parameters
   // JSON Schema of the parameters a user may pass when creating (and updating) an instance; null

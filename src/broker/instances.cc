@@ -169,9 +169,9 @@ Result<DeploymentManifest> InstanceService::manifestOf(const InstanceRecord& r) 
               {"scope", name},
               {"etcd_hosts", hosts},
               {"bin_dir", options_.pg_bin_dir},
-              {"ttl", 15},
-              {"loop_wait", 2},
-              {"retry_timeout", 5},
+              {"ttl", plan->ttl},
+              {"loop_wait", plan->loop_wait},
+              {"retry_timeout", plan->retry_timeout},
               {"synchronous_mode", plan->synchronous_mode ? "true" : "false"},
               {"superuser_password", d.value("superuser_password", "")},
               {"replication_password", d.value("replication_password", "")},
@@ -572,9 +572,12 @@ HttpReply InstanceService::update(const std::string& id, const HttpRequest& req)
 
 // ---- bind, unbind ----
 
-bool InstanceService::claim(const std::string& id) {
-  std::lock_guard<std::mutex> lk(mu_);
-  return busy_.insert(id).second;
+InstanceService::HeldClaim::HeldClaim(InstanceService* service, std::string instance_id)
+    : service_(service), instance_id_(std::move(instance_id)) {}
+
+void InstanceService::HeldClaim::giveBack() {
+  if (!given_back_.exchange(true))
+    service_->release(instance_id_);
 }
 
 void InstanceService::release(const std::string& id) {
@@ -636,12 +639,12 @@ HttpReply InstanceService::bind(const std::string& id, const std::string& bid,
   }
 
   HttpReply out;
-  out.deferred = [this, id, bid, params, instance = *instance]() -> HttpReply {
-    struct Release {
-      InstanceService* s;
-      std::string id;
-      ~Release() { s->release(id); }
-    } release{this, id};
+  auto held = std::make_shared<HeldClaim>(this, id);
+  out.deferred = [this, held, id, bid, params, instance = *instance]() -> HttpReply {
+    struct GiveBack {
+      HeldClaim& claim;
+      ~GiveBack() { claim.giveBack(); }
+    } give_back{*held};
     // A binding record that is not ready, with no bind running (the claim above), is what an
     // earlier attempt left when its role could not be created nor dropped (PostgreSQL down): it
     // is rolled back now, so that the platform's retry is a new attempt.
@@ -750,16 +753,18 @@ HttpReply InstanceService::unbind(const std::string& id, const std::string& bid,
       return storeFailure(b.error());
     if (!b->has_value())
       return reply(410, json::object());
+    // Claimed under the same lock as the check, so that an unbind ending in between is seen.
+    if (!busy_.insert(id).second)
+      return osbError(422, "ConcurrencyError",
+                      "another bind or unbind on this instance is running");
   }
-  if (!claim(id))
-    return osbError(422, "ConcurrencyError", "another bind or unbind on this instance is running");
   HttpReply out;
-  out.deferred = [this, id, bid]() -> HttpReply {
-    struct Release {
-      InstanceService* s;
-      std::string id;
-      ~Release() { s->release(id); }
-    } release{this, id};
+  auto held = std::make_shared<HeldClaim>(this, id);
+  out.deferred = [this, held, id, bid]() -> HttpReply {
+    struct GiveBack {
+      HeldClaim& claim;
+      ~GiveBack() { claim.giveBack(); }
+    } give_back{*held};
     OperationRecord op;
     op.kind = OpKind::kUnbind;
     op.instance_id = id;

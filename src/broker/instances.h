@@ -91,7 +91,22 @@ class InstanceService {
   Status rollBackBind(const OperationRecord& op);
   Status finishUnbind(const OperationRecord& op);
   // An instance's own critical section for bind and unbind: false when another is running.
-  bool claim(const std::string& instance_id);
+  // An instance's bind or unbind claim (busy_), given back once: when the deferred work that
+  // holds it has run, or when that work is dropped without running (the HTTP server refused it
+  // with 503), so that a refused request never leaves the instance claimed.
+  class HeldClaim {
+   public:
+    HeldClaim(InstanceService* service, std::string instance_id);
+    ~HeldClaim() { giveBack(); }
+    HeldClaim(const HeldClaim&) = delete;
+    HeldClaim& operator=(const HeldClaim&) = delete;
+    void giveBack();
+
+   private:
+    InstanceService* service_;
+    std::string instance_id_;
+    std::atomic<bool> given_back_{false};
+  };
   void release(const std::string& instance_id);
 
   InstanceServiceOptions options_;

@@ -73,6 +73,28 @@ TEST(BrokerConfig, TheShippedExampleOffersTheFivePlans) {
   EXPECT_EQ(sync->schema["$schema"], "http://json-schema.org/draft-04/schema#");
 }
 
+TEST(BrokerConfig, ASingleServerLoopsSlowlyAClusterHoldsAShortLeaseUnlessThePlanSays) {
+  auto r =
+      parseBrokerConfig(exampleText(), envOf({{"PGFLEET_BROKER_PASSWORD", "0123456789abcdef"}}));
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  for (const auto& p : r->config.catalog.plans) {
+    SCOPED_TRACE(p.name);
+    if (p.nodes == 1)
+      EXPECT_EQ(std::vector<int>({p.ttl, p.loop_wait, p.retry_timeout}),
+                std::vector<int>({30, 10, 10}));
+    else
+      EXPECT_EQ(std::vector<int>({p.ttl, p.loop_wait, p.retry_timeout}),
+                std::vector<int>({15, 2, 5}));
+  }
+  auto set = parseBrokerConfig(
+      config(std::string(kPlan) +
+             "    nodes: 3\n    timing: {ttl: 8, loop_wait: 1, retry_timeout: 2}\n"),
+      envOf({}));
+  ASSERT_TRUE(set.ok()) << set.error().message;
+  const Plan& p = set->config.catalog.plans.front();
+  EXPECT_EQ(std::vector<int>({p.ttl, p.loop_wait, p.retry_timeout}), std::vector<int>({8, 1, 2}));
+}
+
 TEST(BrokerConfig, TheEnvironmentWinsOverTheFile) {
   auto r = parseBrokerConfig(config(), envOf({{"PGFLEET_BROKER_LISTEN", "127.0.0.9:9443"},
                                               {"PGFLEET_BROKER_USER", "platform"},
@@ -128,6 +150,10 @@ TEST(BrokerConfig, RefusesWhatIsMissingOrWrongSayingWhere) {
       {config("\n  - id: p1\n    name: a\n"), "plans[0].description: is required"},
       {config("\n  - id: p1\n    name: a\n    description: ''\n"),
        "plans[0].description: must not be empty"},
+      {config(std::string(kPlan) + "    timing: {loop_wait: 0}\n"),
+       "plans[0].timing.loop_wait: must be 1 to 3600 seconds, got 0"},
+      {config(std::string(kPlan) + "    timing: {ttl: 10}\n"),
+       "plans[0].timing: ttl (10) must be at least loop_wait + 2 * retry_timeout (10 + 2 * 10)"},
       {config("\n  - id: s1\n    name: a\n    description: d\n"),
        "plans[0].id: \"s1\" is already the id of the service or another plan"},
       {config(std::string(kPlan) + "  - id: p2\n    name: single-small\n    description: d\n"),

@@ -11,6 +11,8 @@
 #include <filesystem>
 #include <fstream>
 #include <thread>
+#include <tuple>
+#include <vector>
 
 #include <fmt/format.h>
 #include <gtest/gtest.h>
@@ -615,6 +617,27 @@ TEST_F(OsbRulesTest, HostileRequestsGetCleanJsonErrorsAndTheBrokerKeepsAnswering
       exchange(server.port(), "GET /v2/catalog HTTP/1.1\r\n" + auth + "\r\n");
   EXPECT_EQ(catalog.rfind("HTTP/1.1 200 ", 0), 0u) << "the broker still answers";
   server.stop();
+}
+
+TEST_F(OsbRulesTest, ABindOrUnbindTheServerNeverStartedLeavesTheInstanceFree) {
+  seedInstance("free", OpState::kSucceeded, true);
+  seedBinding("free", "b-old", true);
+  const std::string bindings = "/v2/service_instances/free/service_bindings/";
+  const std::string unbind_query = "?service_id=" + std::string(kService) + "&plan_id=" + kSingle;
+  for (const auto& [method, target, body] :
+       std::vector<std::tuple<std::string, std::string, std::string>>{
+           {"PUT", bindings + "b-1", dump(bindBody())},
+           {"DELETE", bindings + "b-old" + unbind_query, ""}}) {
+    SCOPED_TRACE(method);
+    {
+      // Accepted, then dropped unrun, as the HTTP server does when too many are running (503).
+      HttpReply refused = api_->handle(request(method, target, body));
+      ASSERT_TRUE(static_cast<bool>(refused.deferred)) << refused.body;
+    }
+    HttpReply next = api_->handle(request("PUT", bindings + "b-2", dump(bindBody())));
+    EXPECT_TRUE(static_cast<bool>(next.deferred))
+        << "the instance is still claimed: " << next.status << " " << next.body;
+  }
 }
 
 }  // namespace
