@@ -1,5 +1,6 @@
 // pgfleet-broker --config FILE: the Open Service Broker API for dedicated PostgreSQL instances.
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 
 #include <cerrno>
@@ -55,6 +56,12 @@ int main(int argc, char** argv) {
                 config.catalog.plans.size());
     return 0;
   }
+
+  // Before any thread starts (each thread inherits its creator's nice value); what the broker
+  // starts (agents, HAProxy, etcd) is set back to 0.
+  if (config.nice != 0 && ::setpriority(PRIO_PROCESS, 0, config.nice) != 0)
+    spdlog::warn("broker.nice {}: {}; running at the inherited priority", config.nice,
+                 std::strerror(errno));
 
   // Others may pass through to the instances' own private directories; the store is 0600.
   std::error_code ec;

@@ -39,7 +39,7 @@ Status parseRoot(const YAML::Node& root, const EnvLookup& env, LoadedBrokerConfi
   PGF_RETURN_IF_ERROR(yaml::expectMap(broker, "broker"));
   yaml::warnUnknownKeys(broker, "broker",
                         {"listen", "username", "password", "state_dir", "templates_dir", "ports",
-                         "run_as", "pg_bin_dir", "agent_bin", "provision_timeout"},
+                         "run_as", "pg_bin_dir", "agent_bin", "provision_timeout", "nice"},
                         out.warnings);
   std::string listen = fmt::format("{}:{}", c.listen_host, c.listen_port);
   PGF_RETURN_IF_ERROR(setting(broker, "listen", "PGFLEET_BROKER_LISTEN", env, listen));
@@ -88,6 +88,14 @@ Status parseRoot(const YAML::Node& root, const EnvLookup& env, LoadedBrokerConfi
     c.port_high = high;
   }
 
+  if (auto nice = yaml::child(broker, "nice"); yaml::isSet(nice)) {
+    auto v = yaml::readInt(nice, "broker.nice");
+    if (!v.ok())
+      return v.error();
+    if (*v < -20 || *v > 19)
+      return configError("broker.nice", fmt::format("must be between -20 and 19, got {}", *v));
+    c.nice = static_cast<int>(*v);
+  }
   if (auto timeout = yaml::child(broker, "provision_timeout"); yaml::isSet(timeout)) {
     auto seconds = yaml::readInt(timeout, "broker.provision_timeout");
     if (!seconds.ok())

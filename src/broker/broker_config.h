@@ -26,6 +26,9 @@ struct BrokerConfig {
   std::string templates_dir;        // plans' templates; default: templates/ beside the file
   int port_low = 20000;             // instances' ports are taken from [port_low, port_high]
   int port_high = 29999;
+  // The broker's own nice value (its processes' children run at 0): answering the API stays quick
+  // while the machine is busy creating instances. Lowering it needs root (or CAP_SYS_NICE).
+  int nice = -5;
   int provision_timeout_seconds = 300;  // a provision whose nodes are not healthy by then fails
   std::string run_as = "postgres";      // the user instances run as when the broker runs as root
   std::string pg_bin_dir = "/usr/lib/postgresql/15/bin";

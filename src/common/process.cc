@@ -6,6 +6,7 @@
 #include <pwd.h>
 #include <signal.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -79,6 +80,8 @@ std::vector<std::string> buildEnv(const std::map<std::string, std::string>& extr
   }
   for (int fd = 3; fd < 1024; ++fd)
     close(fd);
+  if (spec.nice && setpriority(PRIO_PROCESS, 0, *spec.nice) != 0)
+    _exit(126);
   // Dropping to another user drops the caller's supplementary groups too.
   if (spec.gid && (setgroups(1, &*spec.gid) != 0 || setgid(*spec.gid) != 0))
     _exit(126);

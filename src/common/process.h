@@ -26,6 +26,7 @@ struct CommandSpec {
   std::string output_file;                 // spawn(): append stdout+stderr here ("" = /dev/null)
   std::optional<uid_t> uid;                // run as this user (the caller must be root)
   std::optional<gid_t> gid;
+  std::optional<int> nice;  // the child's nice value (set before dropping to uid); unset: inherit
 };
 
 struct CommandResult {

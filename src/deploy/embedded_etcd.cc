@@ -53,6 +53,7 @@ Status EmbeddedEtcd::start(Millis timeout) {
     const std::string client = fmt::format("http://127.0.0.1:{}", options_.client_port);
     const std::string peer = fmt::format("http://127.0.0.1:{}", options_.peer_port);
     CommandSpec spec;
+    spec.nice = 0;  // the normal priority, whatever the broker's
     spec.argv = {"etcd",
                  "--name",
                  "pgfleet",

@@ -202,6 +202,7 @@ Status LocalBackend::startAgent(const std::string& instance, const NodeManifest&
   spec.cwd = dir;
   spec.env = {{"HOME", dir}};
   spec.output_file = dir + "/agent.log";
+  spec.nice = 0;  // the tenants' processes run at the normal priority, whatever the broker's
   auto pid = spawnProcess(spec);
   if (!pid.ok())
     return pid.error().wrap("starting the agent of " + node.name);
@@ -220,6 +221,7 @@ Status LocalBackend::startHaproxy(const std::string& instance, const DeploymentM
   spec.gid = gid_;
   spec.cwd = dir;
   spec.output_file = dir + "/haproxy.log";
+  spec.nice = 0;  // the tenants' processes run at the normal priority, whatever the broker's
   auto pid = spawnProcess(spec);
   if (!pid.ok())
     return pid.error().wrap("starting haproxy");

@@ -55,6 +55,7 @@ TEST(BrokerConfig, TheShippedExampleOffersTheFivePlans) {
   EXPECT_EQ(c.username, "broker");
   EXPECT_EQ(c.password, "0123456789abcdef");
   EXPECT_TRUE(c.etcd.empty());
+  EXPECT_EQ(c.nice, -5);
   EXPECT_EQ(c.catalog.service_name, "postgresql");
   std::vector<std::string> names;
   for (const auto& p : c.catalog.plans)
@@ -138,6 +139,10 @@ TEST(BrokerConfig, RefusesWhatIsMissingOrWrongSayingWhere) {
        "service: {id: s}\nplans:" +
            std::string(kPlan),
        "broker.listen: port 99999 is outside 1..65535"},
+      {"broker:\n  username: u\n  password: p\n  state_dir: /x\n  nice: -21\n"
+       "service: {id: s}\nplans:" +
+           std::string(kPlan),
+       "broker.nice: must be between -20 and 19, got -21"},
       {"broker:\n  username: u\n  password: p\n  state_dir: /x\n  provision_timeout: 5\n"
        "service: {id: s}\nplans:" +
            std::string(kPlan),
