@@ -11,7 +11,7 @@ packages=(
   libpq-dev libspdlog-dev libfmt-dev libcli11-dev libsqlite3-dev libkainjow-mustache-dev
   postgresql-15 postgresql-client-15 postgresql-contrib
   etcd-server etcd-client haproxy pgbouncer pgbackrest patroni
-  iproute2 procps curl
+  iproute2 procps curl jq sqlite3
 )
 
 missing=()
