@@ -65,9 +65,36 @@ std::vector<std::string> buildEnv(const std::map<std::string, std::string>& extr
 }
 
 // In the child after fork: only async-signal-safe calls until execvpe.
+// Writes this process's pid to `path` through `tmp` (renamed over it). Async-signal-safe.
+bool recordOwnPid(const char* tmp, const char* path) {
+  char digits[24];
+  char text[24];
+  size_t n = 0;
+  for (auto pid = static_cast<unsigned long>(getpid()); n == 0 || pid > 0; pid /= 10)
+    digits[n++] = static_cast<char>('0' + pid % 10);
+  for (size_t i = 0; i < n; ++i)
+    text[i] = digits[n - 1 - i];
+  text[n++] = '\n';
+  int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0)
+    return false;
+  bool written = write(fd, text, n) == static_cast<ssize_t>(n);
+  written = close(fd) == 0 && written;
+  return written && rename(tmp, path) == 0;
+}
+
+// In the child after fork: only async-signal-safe calls until execvpe. `recorded_fd`: a pipe to
+// the parent, told (by a byte) that the pid file could not be written, or (by its closing) that
+// it was; -1 without a pid file.
 [[noreturn]] void execChild(const CommandSpec& spec, char* const* argv, char* const* envp,
-                            int stdin_fd, int out_fd) {
+                            int stdin_fd, int out_fd, const char* pid_tmp, int recorded_fd) {
   setpgid(0, 0);
+  if (recorded_fd >= 0 && !recordOwnPid(pid_tmp, spec.pid_file.c_str())) {
+    const char failed = 1;
+    ssize_t ignored = write(recorded_fd, &failed, 1);
+    (void)ignored;
+    _exit(126);
+  }
   sigset_t none;
   sigemptyset(&none);
   sigprocmask(SIG_SETMASK, &none, nullptr);
@@ -127,7 +154,7 @@ Result<CommandResult> runCommand(const CommandSpec& spec, Millis timeout) {
     return makeError(ErrorCode::kIo, fmt::format("fork: {}", strerror(errno)));
   }
   if (pid == 0)
-    execChild(spec, a.argv.data(), a.envp.data(), in_pipe[0], out_pipe[1]);
+    execChild(spec, a.argv.data(), a.envp.data(), in_pipe[0], out_pipe[1], nullptr, -1);
   own(pid);
   close(out_pipe[1]);
   close(in_pipe[0]);
@@ -202,20 +229,47 @@ Result<pid_t> spawnProcess(const CommandSpec& spec) {
     // Not fatal: the child writes through the inherited descriptor anyway.
   }
   int null_in = open("/dev/null", O_RDONLY | O_CLOEXEC);
-  pid_t pid = fork();
-  if (pid < 0) {
+  const std::string pid_tmp = spec.pid_file.empty() ? "" : spec.pid_file + ".new";
+  int recorded[2] = {-1, -1};
+  if (!spec.pid_file.empty() && pipe2(recorded, O_CLOEXEC) != 0) {
     close(out_fd);
     if (null_in >= 0)
       close(null_in);
-    return makeError(ErrorCode::kIo, fmt::format("fork: {}", strerror(errno)));
+    return makeError(ErrorCode::kIo, fmt::format("pipe: {}", strerror(errno)));
+  }
+  pid_t pid = fork();
+  if (pid < 0) {
+    int err = errno;
+    close(out_fd);
+    if (null_in >= 0)
+      close(null_in);
+    for (int fd : recorded)
+      if (fd >= 0)
+        close(fd);
+    return makeError(ErrorCode::kIo, fmt::format("fork: {}", strerror(err)));
   }
   if (pid == 0)
-    execChild(spec, a.argv.data(), a.envp.data(), null_in, out_fd);
+    execChild(spec, a.argv.data(), a.envp.data(), null_in, out_fd, pid_tmp.c_str(), recorded[1]);
   close(out_fd);
   if (null_in >= 0)
     close(null_in);
   own(pid);
   setpgid(pid, pid);
+  if (spec.pid_file.empty())
+    return pid;
+  // The child closes its end (the fd loop, or exec) once the pid file is written.
+  close(recorded[1]);
+  char failed = 0;
+  ssize_t got;
+  do {
+    got = read(recorded[0], &failed, 1);
+  } while (got < 0 && errno == EINTR);
+  close(recorded[0]);
+  if (got != 0) {
+    waitProcess(pid, Millis(1000));
+    return makeError(ErrorCode::kIo, fmt::format("{} could not record its pid in {}",
+                                                 spec.argv.front(), spec.pid_file));
+  }
   return pid;
 }
 

@@ -27,6 +27,10 @@ struct CommandSpec {
   std::optional<uid_t> uid;                // run as this user (the caller must be root)
   std::optional<gid_t> gid;
   std::optional<int> nice;  // the child's nice value (set before dropping to uid); unset: inherit
+  // spawnProcess(): the child writes its own pid here (atomically, as the caller's user) before
+  // anything else, and spawnProcess() returns once it has; so that a caller killed right after
+  // the fork still leaves its child recorded. "" = none.
+  std::string pid_file;
 };
 
 struct CommandResult {

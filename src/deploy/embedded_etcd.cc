@@ -77,12 +77,11 @@ Status EmbeddedEtcd::start(Millis timeout) {
     spec.gid = options_.gid;
     spec.cwd = options_.state_dir;
     spec.output_file = log;
+    spec.pid_file = options_.state_dir + "/etcd.pid";
     auto spawned = spawnProcess(spec);
     if (!spawned.ok())
       return spawned.error().wrap("starting etcd");
     pid = *spawned;
-    PGF_RETURN_IF_ERROR(
-        writeFileAtomically(options_.state_dir + "/etcd.pid", fmt::format("{}\n", *pid), 0644));
   }
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   while (std::chrono::steady_clock::now() < deadline) {

@@ -203,10 +203,11 @@ Status LocalBackend::startAgent(const std::string& instance, const NodeManifest&
   spec.env = {{"HOME", dir}};
   spec.output_file = dir + "/agent.log";
   spec.nice = 0;  // the tenants' processes run at the normal priority, whatever the broker's
+  spec.pid_file = dir + "/agent.pid";
   auto pid = spawnProcess(spec);
   if (!pid.ok())
     return pid.error().wrap("starting the agent of " + node.name);
-  return writeFileAtomically(dir + "/agent.pid", fmt::format("{}\n", *pid), 0644);
+  return okStatus();
 }
 
 Status LocalBackend::startHaproxy(const std::string& instance, const DeploymentManifest& m) {
@@ -222,10 +223,11 @@ Status LocalBackend::startHaproxy(const std::string& instance, const DeploymentM
   spec.cwd = dir;
   spec.output_file = dir + "/haproxy.log";
   spec.nice = 0;  // the tenants' processes run at the normal priority, whatever the broker's
+  spec.pid_file = dir + "/haproxy.pid";
   auto pid = spawnProcess(spec);
   if (!pid.ok())
     return pid.error().wrap("starting haproxy");
-  return writeFileAtomically(dir + "/haproxy.pid", fmt::format("{}\n", *pid), 0644);
+  return okStatus();
 }
 
 Status LocalBackend::deploy(const std::string& instance, const DeploymentManifest& m) {

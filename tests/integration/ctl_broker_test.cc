@@ -36,7 +36,7 @@ class CtlBrokerTest : public ::testing::Test {
     env.emplace("PGFLEET_BROKER_PASSWORD", broker_.password());
     args.insert(args.begin(), PGFLEET_CTL_BIN);
     auto r =
-        runCommand(CommandSpec{args, env, "", "", "", std::nullopt, std::nullopt, std::nullopt},
+        runCommand(CommandSpec{args, env, "", "", "", std::nullopt, std::nullopt, std::nullopt, ""},
                    Millis(300000));
     EXPECT_TRUE(r.ok()) << (r.ok() ? "" : r.error().message);
     return r.ok() ? r.value() : CommandResult{};

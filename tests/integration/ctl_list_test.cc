@@ -26,7 +26,7 @@ constexpr const char* kPatronictl = "/usr/bin/patronictl";
 
 CommandResult run(std::vector<std::string> argv) {
   auto r = runCommand(
-      CommandSpec{std::move(argv), {}, "", "", "", std::nullopt, std::nullopt, std::nullopt},
+      CommandSpec{std::move(argv), {}, "", "", "", std::nullopt, std::nullopt, std::nullopt, ""},
       Millis(30000));
   EXPECT_TRUE(r.ok()) << (r.ok() ? "" : r.error().message);
   return r.ok() ? r.value() : CommandResult{};
