@@ -29,8 +29,10 @@ json operationJson(const OperationRecord& op, bool detail) {
               {"description", op.description},
               {"started_at", op.started_at},
               {"finished_at", op.finished_at.empty() ? json(nullptr) : json(op.finished_at)}};
-  if (detail)
+  if (detail) {
     out["steps"] = op.steps;
+    out["requested_by"] = op.request.value("by", json());
+  }
   return out;
 }
 

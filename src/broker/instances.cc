@@ -55,6 +55,15 @@ std::string queryValue(const HttpRequest& req, const std::string& key) {
   return it == req.query.end() ? "" : it->second;
 }
 
+// What an operation keeps of the request that started it: who asked, when the platform says
+// (X-Broker-API-Originating-Identity).
+json requestRecord(const HttpRequest& req) {
+  json record = json::object();
+  if (json by = originatingIdentity(req); !by.is_null())
+    record["by"] = std::move(by);
+  return record;
+}
+
 // The request body as a JSON object; nullopt (and a 400 in *error) when it is not one.
 std::optional<json> bodyObject(const HttpRequest& req, HttpReply* error) {
   auto body = json::parse(req.body, nullptr, false);
@@ -107,6 +116,15 @@ json operationBody(const OperationRecord& op) {
   if (!description.empty())
     body["description"] = description;
   return body;
+}
+
+// last_operation's answer: while the operation runs, Retry-After tells the platform when to
+// poll again (Cloud Foundry's own default is a minute).
+HttpReply operationReply(const OperationRecord& op) {
+  HttpReply r = reply(200, operationBody(op));
+  if (op.state == OpState::kInProgress)
+    r.headers["Retry-After"] = "1";
+  return r;
 }
 
 // The attributes a repeated PUT must match to count as the same request.
@@ -274,12 +292,14 @@ HttpReply InstanceService::provision(const std::string& id, const HttpRequest& r
   op.kind = OpKind::kProvision;
   op.instance_id = id;
   op.description = "provisioning";
+  op.request = requestRecord(req);
   auto op_id = store_.beginOperation(op, [&] { return store_.putInstance(r); });
   if (!op_id.ok())
     return storeFailure(op_id.error());
   op.id = *op_id;
-  spdlog::info("provisioning instance {} ({}, plan {})", jsonQuoted(id),
-               r.deployment.value("name", ""), plan->name);
+  spdlog::info("provisioning instance {} ({}, plan {}){}", jsonQuoted(id),
+               r.deployment.value("name", ""), plan->name,
+               requestedBy(op.request.value("by", json())));
   killPoint("provision begun");
   startWorker(id, op.id, OpKind::kProvision);
   return reply(202, {{"operation", op.token()}});
@@ -433,6 +453,7 @@ HttpReply InstanceService::deprovision(const std::string& id, const HttpRequest&
   op.kind = OpKind::kDeprovision;
   op.instance_id = id;
   op.description = "deprovisioning";
+  op.request = requestRecord(req);
   // Deprovision during provision: the provision is halted (in the same transaction, so that a
   // broker killed in between never resumes it), then everything it made goes. Its worker is
   // cancelled by startWorker().
@@ -445,7 +466,8 @@ HttpReply InstanceService::deprovision(const std::string& id, const HttpRequest&
   if (!op_id.ok())
     return storeFailure(op_id.error());
   op.id = *op_id;
-  spdlog::info("deprovisioning instance {}", jsonQuoted(id));
+  spdlog::info("deprovisioning instance {}{}", jsonQuoted(id),
+               requestedBy(op.request.value("by", json())));
   killPoint("deprovision begun");
   startWorker(id, *op_id, OpKind::kDeprovision);
   return reply(202, {{"operation", op.token()}});
@@ -478,9 +500,11 @@ void InstanceService::runDeprovision(const std::string& id, int64_t op_id) {
 }
 
 // ---- last_operation, fetch ----
+//
+// These only read, through the store's reading connection and without mu_: a poll never waits
+// for a request being decided or for a step being committed.
 
 HttpReply InstanceService::lastOperation(const std::string& id, const HttpRequest& req) {
-  std::lock_guard<std::mutex> lk(mu_);
   std::optional<OperationRecord> op;
   const std::string token = queryValue(req, "operation");
   auto last = store_.lastOperation(id);
@@ -514,11 +538,10 @@ HttpReply InstanceService::lastOperation(const std::string& id, const HttpReques
   if (op->kind == OpKind::kDeprovision && op->state == OpState::kSucceeded &&
       !instance->has_value())
     return reply(410, json::object());
-  return reply(200, operationBody(*op));
+  return operationReply(*op);
 }
 
 HttpReply InstanceService::fetchInstance(const std::string& id, const HttpRequest&) {
-  std::lock_guard<std::mutex> lk(mu_);
   auto r = store_.instance(id);
   if (!r.ok())
     return storeFailure(r.error());
@@ -602,6 +625,11 @@ HttpReply InstanceService::bind(const std::string& id, const std::string& bid,
   json params = body->contains("parameters") ? (*body)["parameters"] : json::object();
   if (!params.is_object() || !params.empty())
     return osbError(400, "", "a binding takes no parameters");
+  if (body->contains("predecessor_binding_id"))
+    return osbError(400, "",
+                    "this broker's plans are not binding_rotatable: bind anew, then unbind the old "
+                    "binding");
+  const json request = requestRecord(req);
 
   std::optional<InstanceRecord> instance;
   {
@@ -640,7 +668,7 @@ HttpReply InstanceService::bind(const std::string& id, const std::string& bid,
 
   HttpReply out;
   auto held = std::make_shared<HeldClaim>(this, id);
-  out.deferred = [this, held, id, bid, params, instance = *instance]() -> HttpReply {
+  out.deferred = [this, held, id, bid, params, request, instance = *instance]() -> HttpReply {
     struct GiveBack {
       HeldClaim& claim;
       ~GiveBack() { claim.giveBack(); }
@@ -665,6 +693,7 @@ HttpReply InstanceService::bind(const std::string& id, const std::string& bid,
     op.kind = OpKind::kBind;
     op.instance_id = id;
     op.binding_id = bid;
+    op.request = request;
     // The role's name and password are committed before the role exists, so that a broker
     // killed in between can find and drop it.
     auto begun = store_.beginOperation(op, [&] { return store_.putBinding(b); });
@@ -691,7 +720,8 @@ HttpReply InstanceService::bind(const std::string& id, const std::string& bid,
     });
     if (!st.ok())
       return storeFailure(st.error());
-    spdlog::info("bound {} to instance {} as role {}", jsonQuoted(bid), jsonQuoted(id), role);
+    spdlog::info("bound {} to instance {} as role {}{}", jsonQuoted(bid), jsonQuoted(id), role,
+                 requestedBy(request.value("by", json())));
     return reply(201, {{"credentials", b.credentials}});
   };
   return out;
@@ -760,7 +790,7 @@ HttpReply InstanceService::unbind(const std::string& id, const std::string& bid,
   }
   HttpReply out;
   auto held = std::make_shared<HeldClaim>(this, id);
-  out.deferred = [this, held, id, bid]() -> HttpReply {
+  out.deferred = [this, held, id, bid, request = requestRecord(req)]() -> HttpReply {
     struct GiveBack {
       HeldClaim& claim;
       ~GiveBack() { claim.giveBack(); }
@@ -769,6 +799,7 @@ HttpReply InstanceService::unbind(const std::string& id, const std::string& bid,
     op.kind = OpKind::kUnbind;
     op.instance_id = id;
     op.binding_id = bid;
+    op.request = request;
     auto op_id = store_.beginOperation(op);
     if (!op_id.ok())
       return storeFailure(op_id.error());
@@ -781,7 +812,8 @@ HttpReply InstanceService::unbind(const std::string& id, const std::string& bid,
                   "logged above; the binding stays and the unbind can be repeated");
       return osbError(500, "", "dropping the binding's role failed; the binding is kept");
     }
-    spdlog::info("unbound {} from instance {}", jsonQuoted(bid), jsonQuoted(id));
+    spdlog::info("unbound {} from instance {}{}", jsonQuoted(bid), jsonQuoted(id),
+                 requestedBy(request.value("by", json())));
     return reply(200, json::object());
   };
   return out;
@@ -789,7 +821,6 @@ HttpReply InstanceService::unbind(const std::string& id, const std::string& bid,
 
 HttpReply InstanceService::fetchBinding(const std::string& id, const std::string& bid,
                                         const HttpRequest&) {
-  std::lock_guard<std::mutex> lk(mu_);
   auto b = store_.binding(id, bid);
   if (!b.ok())
     return storeFailure(b.error());
@@ -800,13 +831,12 @@ HttpReply InstanceService::fetchBinding(const std::string& id, const std::string
 
 HttpReply InstanceService::bindingLastOperation(const std::string& id, const std::string& bid,
                                                 const HttpRequest&) {
-  std::lock_guard<std::mutex> lk(mu_);
   auto op = store_.lastOperation(id, bid);
   if (!op.ok())
     return storeFailure(op.error());
   if (!op->has_value())
     return osbError(404, "", "no such binding");
-  return reply(200, operationBody(**op));
+  return operationReply(**op);
 }
 
 // ---- restart ----

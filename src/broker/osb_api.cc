@@ -1,5 +1,7 @@
 #include "broker/osb_api.h"
 
+#include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <exception>
 #include <vector>
@@ -8,6 +10,7 @@
 #include <spdlog/spdlog.h>
 #include <nlohmann/json.hpp>
 
+#include "common/base64.h"
 #include "common/basic_auth.h"
 #include "common/http_message.h"
 
@@ -15,6 +18,7 @@ namespace pgf {
 namespace {
 
 constexpr size_t kMaxRequestIdentity = 256;
+constexpr size_t kMaxOriginatingIdentity = 4096;
 
 // Bytes that are not UTF-8 (from a hostile request, quoted in a message) become U+FFFD.
 HttpReply json(int status, const nlohmann::json& body) {
@@ -98,6 +102,32 @@ bool acceptableId(std::string_view id) {
     return false;
   }
   return true;
+}
+
+nlohmann::json originatingIdentity(const HttpRequest& req) {
+  const std::string header = req.header("x-broker-api-originating-identity");
+  if (header.empty())
+    return nullptr;
+  const size_t space = header.find(' ');
+  nlohmann::json out = {{"platform", header.substr(0, std::min(space, size_t{64}))},
+                        {"identity", nullptr}};
+  if (space != std::string::npos && header.size() <= kMaxOriginatingIdentity) {
+    auto decoded = base64Decode(std::string_view(header).substr(space + 1));
+    if (decoded) {
+      auto doc = nlohmann::json::parse(*decoded, nullptr, false);
+      if (doc.is_object())
+        out["identity"] = std::move(doc);
+    }
+  }
+  // Stored and logged as JSON: bytes that are not UTF-8 become U+FFFD.
+  return nlohmann::json::parse(out.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+}
+
+std::string requestedBy(const nlohmann::json& identity) {
+  if (!identity.is_object())
+    return "";
+  return fmt::format(" requested by {} {}", jsonQuoted(identity.value("platform", "")),
+                     identity["identity"].dump());
 }
 
 HttpReply osbError(int status, std::string_view code, std::string_view description) {
@@ -191,6 +221,21 @@ HttpReply OsbApi::routeInstances(const HttpRequest& req) const {
                       fmt::format("an id in the path is empty, longer than {} bytes, not UTF-8 or "
                                   "holds a control character",
                                   kMaxIdLength));
+  if (req.method == "PUT" || req.method == "PATCH") {
+    // Only the media type counts (case-insensitive), not its parameters; no header at all is
+    // taken as JSON.
+    std::string type = req.header("content-type");
+    type = type.substr(0, type.find(';'));
+    while (!type.empty() && (type.back() == ' ' || type.back() == '\t'))
+      type.pop_back();
+    for (char& c : type)
+      c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    if (!type.empty() && type != "application/json")
+      return osbError(400, "",
+                      fmt::format("the request body must be JSON (Content-Type: "
+                                  "application/json), not {}",
+                                  jsonQuoted(type)));
+  }
   const std::string& id = parts[0];
   if (parts.size() == 1) {
     if (req.method == "PUT")

@@ -4,6 +4,7 @@
 //     that nothing is told to a client without the credentials;
 //   - X-Broker-API-Version: 2.13 or later in 2.x; missing, empty, malformed or older is 412;
 //   - X-Broker-API-Request-Identity is echoed on the answer (deferred ones included);
+//   - a PUT or PATCH body sent with a Content-Type other than application/json is 400;
 //   - every answer with a body is JSON, errors as {"error": "CamelCaseCode", "description": "..."}
 //     (the code only where the spec names one) and an unknown path is a JSON 404.
 // Endpoints: GET /v2/catalog; with an InstanceService, /v2/service_instances/:id (PUT, PATCH,
@@ -16,6 +17,8 @@
 #include <string>
 #include <string_view>
 #include <utility>
+
+#include <nlohmann/json.hpp>
 
 #include "broker/catalog.h"
 #include "broker/fleet_api.h"
@@ -42,6 +45,14 @@ std::string jsonQuoted(std::string_view text);
 // Whether `id` may name an instance, a binding or an operation: 1 to 1024 bytes of UTF-8 without
 // control characters (ids are stored and logged as data, never used in a path, command or SQL).
 bool acceptableId(std::string_view id);
+
+// X-Broker-API-Originating-Identity ("<platform> <base64 of a JSON object>"), kept with the
+// operation a request starts and logged with it, for audit: {"platform": ..., "identity": {...}},
+// with "identity": null when the value is not base64 JSON; null without the header.
+nlohmann::json originatingIdentity(const HttpRequest& req);
+
+// The same as one line for the log (" requested by \"cloudfoundry\" {\"user_id\":...}"), or "".
+std::string requestedBy(const nlohmann::json& identity);
 
 class OsbApi {
  public:

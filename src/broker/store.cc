@@ -227,7 +227,18 @@ std::string OperationRecord::token() const {
 Store::Store(sqlite3* db) : db_(db) {}
 
 Store::~Store() {
+  sqlite3_close_v2(reader_);
   sqlite3_close_v2(db_);
+}
+
+template <typename F>
+auto Store::read(F&& body) {
+  if (tx_thread_.load() == std::this_thread::get_id()) {
+    std::lock_guard<std::recursive_mutex> lk(mu_);
+    return body(db_);
+  }
+  std::lock_guard<std::mutex> lk(read_mu_);
+  return body(reader_);
 }
 
 Result<std::unique_ptr<Store>> Store::open(const std::string& path) {
@@ -262,6 +273,15 @@ Result<std::unique_ptr<Store>> Store::open(const std::string& path) {
   });
   if (!created.ok())
     return created.error().wrap(path);
+  // The reading connection, opened once the file is in WAL mode with its schema.
+  if (sqlite3_open_v2(path.c_str(), &store->reader_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_FULLMUTEX,
+                      nullptr) != SQLITE_OK)
+    return makeError(ErrorCode::kIo, fmt::format("store: cannot open {} for reading: {}", path,
+                                                 store->reader_ ? sqlite3_errmsg(store->reader_)
+                                                                : "out of memory"));
+  sqlite3_busy_timeout(store->reader_, 5000);
+  if (sqlite3_exec(store->reader_, "PRAGMA query_only=1", nullptr, nullptr, nullptr) != SQLITE_OK)
+    return sqlError(store->reader_, "making the reading connection read-only");
   return store;
 }
 
@@ -281,6 +301,11 @@ Status Store::transaction(const std::function<Status()>& body) {
   if (sqlite3_get_autocommit(db_) == 0)
     return body();  // already inside one: part of it
   PGF_RETURN_IF_ERROR(exec("BEGIN IMMEDIATE"));
+  tx_thread_ = std::this_thread::get_id();
+  struct Ended {
+    std::atomic<std::thread::id>& owner;
+    ~Ended() { owner = std::thread::id(); }
+  } ended{tx_thread_};
   Status st = body();
   if (!st.ok()) {
     ignoreError(exec("ROLLBACK"), "the body's error is the one to report");
@@ -316,34 +341,36 @@ Status Store::putInstance(const InstanceRecord& r) {
 }
 
 Result<std::optional<InstanceRecord>> Store::instance(const std::string& id) {
-  std::lock_guard<std::recursive_mutex> lk(mu_);
-  std::string sql = fmt::format("SELECT {} FROM instances WHERE id = ?1", kInstanceColumns);
-  Stmt s(db_, sql.c_str());
-  if (!s.prepared())
-    return sqlError(db_, "reading instance");
-  s.bind(1, id);
-  int rc = s.step();
-  if (rc == SQLITE_DONE)
-    return std::optional<InstanceRecord>();
-  if (rc != SQLITE_ROW)
-    return sqlError(db_, "reading instance");
-  return std::optional<InstanceRecord>(readInstance(s));
+  return read([&](sqlite3* db) -> Result<std::optional<InstanceRecord>> {
+    std::string sql = fmt::format("SELECT {} FROM instances WHERE id = ?1", kInstanceColumns);
+    Stmt s(db, sql.c_str());
+    if (!s.prepared())
+      return sqlError(db, "reading instance");
+    s.bind(1, id);
+    int rc = s.step();
+    if (rc == SQLITE_DONE)
+      return std::optional<InstanceRecord>();
+    if (rc != SQLITE_ROW)
+      return sqlError(db, "reading instance");
+    return std::optional<InstanceRecord>(readInstance(s));
+  });
 }
 
 Result<std::vector<InstanceRecord>> Store::instances() {
-  std::lock_guard<std::recursive_mutex> lk(mu_);
-  std::string sql =
-      fmt::format("SELECT {} FROM instances ORDER BY created_at, id", kInstanceColumns);
-  Stmt s(db_, sql.c_str());
-  if (!s.prepared())
-    return sqlError(db_, "listing instances");
-  std::vector<InstanceRecord> out;
-  int rc;
-  while ((rc = s.step()) == SQLITE_ROW)
-    out.push_back(readInstance(s));
-  if (rc != SQLITE_DONE)
-    return sqlError(db_, "listing instances");
-  return out;
+  return read([&](sqlite3* db) -> Result<std::vector<InstanceRecord>> {
+    std::string sql =
+        fmt::format("SELECT {} FROM instances ORDER BY created_at, id", kInstanceColumns);
+    Stmt s(db, sql.c_str());
+    if (!s.prepared())
+      return sqlError(db, "listing instances");
+    std::vector<InstanceRecord> out;
+    int rc;
+    while ((rc = s.step()) == SQLITE_ROW)
+      out.push_back(readInstance(s));
+    if (rc != SQLITE_DONE)
+      return sqlError(db, "listing instances");
+    return out;
+  });
 }
 
 Status Store::deleteInstance(const std::string& id) {
@@ -387,36 +414,38 @@ Status Store::putBinding(const BindingRecord& r) {
 
 Result<std::optional<BindingRecord>> Store::binding(const std::string& instance_id,
                                                     const std::string& binding_id) {
-  std::lock_guard<std::recursive_mutex> lk(mu_);
-  std::string sql =
-      fmt::format("SELECT {} FROM bindings WHERE instance_id = ?1 AND id = ?2", kBindingColumns);
-  Stmt s(db_, sql.c_str());
-  if (!s.prepared())
-    return sqlError(db_, "reading binding");
-  s.bind(1, instance_id).bind(2, binding_id);
-  int rc = s.step();
-  if (rc == SQLITE_DONE)
-    return std::optional<BindingRecord>();
-  if (rc != SQLITE_ROW)
-    return sqlError(db_, "reading binding");
-  return std::optional<BindingRecord>(readBinding(s));
+  return read([&](sqlite3* db) -> Result<std::optional<BindingRecord>> {
+    std::string sql =
+        fmt::format("SELECT {} FROM bindings WHERE instance_id = ?1 AND id = ?2", kBindingColumns);
+    Stmt s(db, sql.c_str());
+    if (!s.prepared())
+      return sqlError(db, "reading binding");
+    s.bind(1, instance_id).bind(2, binding_id);
+    int rc = s.step();
+    if (rc == SQLITE_DONE)
+      return std::optional<BindingRecord>();
+    if (rc != SQLITE_ROW)
+      return sqlError(db, "reading binding");
+    return std::optional<BindingRecord>(readBinding(s));
+  });
 }
 
 Result<std::vector<BindingRecord>> Store::bindings(const std::string& instance_id) {
-  std::lock_guard<std::recursive_mutex> lk(mu_);
-  std::string sql = fmt::format(
-      "SELECT {} FROM bindings WHERE instance_id = ?1 ORDER BY created_at, id", kBindingColumns);
-  Stmt s(db_, sql.c_str());
-  if (!s.prepared())
-    return sqlError(db_, "listing bindings");
-  s.bind(1, instance_id);
-  std::vector<BindingRecord> out;
-  int rc;
-  while ((rc = s.step()) == SQLITE_ROW)
-    out.push_back(readBinding(s));
-  if (rc != SQLITE_DONE)
-    return sqlError(db_, "listing bindings");
-  return out;
+  return read([&](sqlite3* db) -> Result<std::vector<BindingRecord>> {
+    std::string sql = fmt::format(
+        "SELECT {} FROM bindings WHERE instance_id = ?1 ORDER BY created_at, id", kBindingColumns);
+    Stmt s(db, sql.c_str());
+    if (!s.prepared())
+      return sqlError(db, "listing bindings");
+    s.bind(1, instance_id);
+    std::vector<BindingRecord> out;
+    int rc;
+    while ((rc = s.step()) == SQLITE_ROW)
+      out.push_back(readBinding(s));
+    if (rc != SQLITE_DONE)
+      return sqlError(db, "listing bindings");
+    return out;
+  });
 }
 
 Status Store::deleteBinding(const std::string& instance_id, const std::string& binding_id) {
@@ -523,32 +552,35 @@ Result<std::vector<OperationRecord>> queryOperations(sqlite3* db, const std::str
 }  // namespace
 
 Result<std::optional<OperationRecord>> Store::operation(int64_t op_id) {
-  std::lock_guard<std::recursive_mutex> lk(mu_);
-  auto ops = queryOperations(db_, "WHERE id = ?1", {std::to_string(op_id)});
-  if (!ops.ok())
-    return ops.error();
-  if (ops->empty())
-    return std::optional<OperationRecord>();
-  return std::optional<OperationRecord>(std::move(ops->front()));
+  return read([&](sqlite3* db) -> Result<std::optional<OperationRecord>> {
+    auto ops = queryOperations(db, "WHERE id = ?1", {std::to_string(op_id)});
+    if (!ops.ok())
+      return ops.error();
+    if (ops->empty())
+      return std::optional<OperationRecord>();
+    return std::optional<OperationRecord>(std::move(ops->front()));
+  });
 }
 
 Result<std::optional<OperationRecord>> Store::lastOperation(const std::string& instance_id,
                                                             const std::string& binding_id) {
-  std::lock_guard<std::recursive_mutex> lk(mu_);
-  auto ops =
-      queryOperations(db_, "WHERE instance_id = ?1 AND binding_id = ?2 ORDER BY id DESC LIMIT 1",
-                      {instance_id, binding_id});
-  if (!ops.ok())
-    return ops.error();
-  if (ops->empty())
-    return std::optional<OperationRecord>();
-  return std::optional<OperationRecord>(std::move(ops->front()));
+  return read([&](sqlite3* db) -> Result<std::optional<OperationRecord>> {
+    auto ops =
+        queryOperations(db, "WHERE instance_id = ?1 AND binding_id = ?2 ORDER BY id DESC LIMIT 1",
+                        {instance_id, binding_id});
+    if (!ops.ok())
+      return ops.error();
+    if (ops->empty())
+      return std::optional<OperationRecord>();
+    return std::optional<OperationRecord>(std::move(ops->front()));
+  });
 }
 
 Result<std::vector<OperationRecord>> Store::unfinishedOperations() {
-  std::lock_guard<std::recursive_mutex> lk(mu_);
-  return queryOperations(db_, "WHERE state = ?1 ORDER BY id",
-                         {std::string(opStateName(OpState::kInProgress))});
+  return read([&](sqlite3* db) -> Result<std::vector<OperationRecord>> {
+    return queryOperations(db, "WHERE state = ?1 ORDER BY id",
+                           {std::string(opStateName(OpState::kInProgress))});
+  });
 }
 
 Result<std::map<std::string, int>> Store::reservePorts(
@@ -599,18 +631,19 @@ Result<std::map<std::string, int>> Store::reservePorts(
 }
 
 Result<std::map<std::string, int>> Store::ports(const std::string& instance_id) {
-  std::lock_guard<std::recursive_mutex> lk(mu_);
-  Stmt s(db_, "SELECT purpose, port FROM ports WHERE instance_id = ?1");
-  if (!s.prepared())
-    return sqlError(db_, "reading ports");
-  s.bind(1, instance_id);
-  std::map<std::string, int> out;
-  int rc;
-  while ((rc = s.step()) == SQLITE_ROW)
-    out[s.text(0)] = static_cast<int>(s.integer(1));
-  if (rc != SQLITE_DONE)
-    return sqlError(db_, "reading ports");
-  return out;
+  return read([&](sqlite3* db) -> Result<std::map<std::string, int>> {
+    Stmt s(db, "SELECT purpose, port FROM ports WHERE instance_id = ?1");
+    if (!s.prepared())
+      return sqlError(db, "reading ports");
+    s.bind(1, instance_id);
+    std::map<std::string, int> out;
+    int rc;
+    while ((rc = s.step()) == SQLITE_ROW)
+      out[s.text(0)] = static_cast<int>(s.integer(1));
+    if (rc != SQLITE_DONE)
+      return sqlError(db, "reading ports");
+    return out;
+  });
 }
 
 Status Store::releasePorts(const std::string& instance_id) {

@@ -3,8 +3,13 @@
 // broker answers the request that made it, and every operation is journaled step by step, so a
 // broker killed at any point finds, when it starts again, each unfinished operation and the
 // last step it completed.
+//
+// Reads made outside a transaction go through a second, read-only connection: WAL lets them run
+// beside a writer, so that answering a poll never waits for another thread's commit (and its
+// fsync). Reads inside a transaction() use the writing connection and see its uncommitted writes.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -12,6 +17,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -121,9 +127,16 @@ class Store {
  private:
   explicit Store(sqlite3* db);
   Status exec(const std::string& sql);
+  // Runs `read` on the connection this thread should read from, under that connection's lock.
+  template <typename F>
+  auto read(F&& read);
 
   sqlite3* db_;
-  std::recursive_mutex mu_;
+  std::recursive_mutex mu_;  // db_, the writing connection
+  sqlite3* reader_ = nullptr;
+  std::mutex read_mu_;  // reader_
+  // The thread running a transaction() on db_, if any.
+  std::atomic<std::thread::id> tx_thread_{};
 };
 
 }  // namespace pgf

@@ -10,6 +10,7 @@ namespace pgf::ctl {
 namespace {
 
 using nlohmann::json;
+constexpr auto kReplace = nlohmann::json::error_handler_t::replace;
 
 json objectAt(const json& doc, const char* key) {
   auto it = doc.find(key);
@@ -96,6 +97,11 @@ std::string formatInstance(const json& instance) {
       steps += (steps.empty() ? "" : ", ") + cellText(s);
     if (!steps.empty())
       fields.emplace_back("  steps done", steps);
+    // As JSON, so that nothing the platform sent can reach the terminal as a control character.
+    if (const json by = objectAt(op, "requested_by"); !by.empty())
+      fields.emplace_back("  requested by",
+                          by.value("platform", json("")).dump(-1, ' ', false, kReplace) + " " +
+                              by.value("identity", json()).dump(-1, ' ', false, kReplace));
   }
   const json d = objectAt(instance, "deployment");
   if (!text(d, "name").empty())

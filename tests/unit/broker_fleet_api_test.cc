@@ -92,6 +92,7 @@ class FleetApiTest : public ::testing::Test {
     op.kind = OpKind::kProvision;
     op.instance_id = "shop";
     op.description = "provisioning";
+    op.request = {{"by", {{"platform", "cloudfoundry"}, {"identity", {{"user_id", "u-1"}}}}}};
     auto id = store_->beginOperation(op, [&] { return store_->putInstance(c); });
     ASSERT_TRUE(id.ok());
     for (const char* step : {"ports reserved", "nodes started", "nodes healthy"})
@@ -172,6 +173,8 @@ TEST_F(FleetApiTest, ShowHasTheDetailButNoSecret) {
   EXPECT_EQ(doc["last_operation"]["operation"], "provision-1");
   EXPECT_EQ(doc["last_operation"]["steps"],
             json({"ports reserved", "nodes started", "nodes healthy"}));
+  EXPECT_EQ(doc["last_operation"]["requested_by"],
+            json({{"platform", "cloudfoundry"}, {"identity", {{"user_id", "u-1"}}}}));
   EXPECT_EQ(doc["deployment"]["nodes"][2],
             json({{"name", "node2"}, {"pg_port", 20006}, {"api_port", 20007}}));
   EXPECT_EQ(doc["bindings"][0]["binding_id"], "app1");
@@ -185,6 +188,7 @@ TEST_F(FleetApiTest, ShowHasTheDetailButNoSecret) {
   EXPECT_THAT(text, HasSubstr("Last operation:  provision succeeded: the instance is ready "
                               "(provision-1)\n"));
   EXPECT_THAT(text, HasSubstr("  steps done:    ports reserved, nodes started, nodes healthy\n"));
+  EXPECT_THAT(text, HasSubstr("  requested by:  \"cloudfoundry\" {\"user_id\":\"u-1\"}\n"));
   EXPECT_THAT(text, HasSubstr("Read-only:       127.0.0.1:20001\n"));
   EXPECT_THAT(text, HasSubstr("Bindings:        app1\n"));
   EXPECT_THAT(text, HasSubstr("| node2 |           20006 |         20007 |"));

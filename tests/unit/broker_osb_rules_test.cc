@@ -302,6 +302,10 @@ TEST_F(OsbRulesTest, EveryErrorCaseGetsTheSpecsStatusAndCodeAndChangesNothing) {
        dump({{"service_id", kService}, {"context", {{"platform", "cloudfoundry"}}}}), 200, ""},
       // §7 bind
       {"§7 malformed", "PUT", si + "ready/service_bindings/b", "{", 400, ""},
+      {"§7 rotation, not binding_rotatable", "PUT", si + "ready/service_bindings/b",
+       dump(
+           {{"service_id", kService}, {"plan_id", kSingle}, {"predecessor_binding_id", "b-ready"}}),
+       400, ""},
       {"§7 missing plan_id", "PUT", si + "ready/service_bindings/b",
        dump({{"service_id", kService}}), 400, ""},
       {"§7 unknown service", "PUT", si + "ready/service_bindings/b",
@@ -535,6 +539,88 @@ TEST_F(OsbRulesTest, TheRequestIdentityIsEchoedOnADeferredAnswerToo) {
   EXPECT_NE(late.body.find("a retry of this bind, an unbind or the broker's next start removes it"),
             std::string::npos)
       << "the half-made binding could not be removed either: the answer must not say otherwise";
+}
+
+// §1: a body sent as something other than JSON is refused; JSON with a charset, or with no
+// Content-Type at all, is read.
+TEST_F(OsbRulesTest, ABodyThatIsNotSentAsJsonIs400AndChangesNothing) {
+  seedInstance("ready", OpState::kSucceeded, true, {{"database", "shop"}});
+  const json before = snapshot();
+  for (const char* type : {"application/x-www-form-urlencoded", "text/plain", "application/xml"}) {
+    for (const auto& [method, target, body] :
+         std::vector<std::tuple<std::string, std::string, json>>{
+             {"PUT", "/v2/service_instances/new?accepts_incomplete=true", provisionBody()},
+             {"PATCH", "/v2/service_instances/ready", {{"service_id", kService}}},
+             {"PUT", "/v2/service_instances/ready/service_bindings/b1", bindBody()}}) {
+      auto req = request(method, target, body.dump());
+      req.headers.emplace_back("content-type", type);
+      HttpReply r = answer(req);
+      EXPECT_EQ(r.status, 400) << method << " " << target << " as " << type << ": " << r.body;
+      EXPECT_NE(r.body.find("Content-Type"), std::string::npos) << r.body;
+    }
+  }
+  EXPECT_EQ(snapshot(), before);
+  EXPECT_EQ(instanceDirectories(), 0u);
+  for (const char* type : {"application/json", "Application/JSON; charset=utf-8"}) {
+    auto req =
+        request("PATCH", "/v2/service_instances/ready", json{{"service_id", kService}}.dump());
+    req.headers.emplace_back("content-type", type);
+    EXPECT_EQ(answer(req).status, 200) << type;
+  }
+  EXPECT_EQ(call("PATCH", "/v2/service_instances/ready", {{"service_id", kService}}).status, 200);
+}
+
+// §3: while an operation runs, last_operation says when to poll again; once it has ended, not.
+TEST_F(OsbRulesTest, LastOperationSendsRetryAfterWhileTheOperationRuns) {
+  seedInstance("provisioning", OpState::kInProgress, false);
+  seedInstance("ready", OpState::kSucceeded, true);
+  seedBinding("ready", "b1", false);
+  seedOperation("ready", OpKind::kBind, "b1");
+  HttpReply running = call("GET", "/v2/service_instances/provisioning/last_operation", nullptr);
+  ASSERT_EQ(running.status, 200);
+  EXPECT_EQ(json::parse(running.body).value("state", ""), "in progress");
+  EXPECT_EQ(running.headers["Retry-After"], "1");
+  HttpReply binding =
+      call("GET", "/v2/service_instances/ready/service_bindings/b1/last_operation", nullptr);
+  ASSERT_EQ(binding.status, 200);
+  EXPECT_EQ(binding.headers["Retry-After"], "1");
+  HttpReply done = call("GET", "/v2/service_instances/ready/last_operation", nullptr);
+  ASSERT_EQ(done.status, 200);
+  EXPECT_EQ(json::parse(done.body).value("state", ""), "succeeded");
+  EXPECT_EQ(done.headers.count("Retry-After"), 0u);
+}
+
+// §1: X-Broker-API-Originating-Identity is kept with the operation it started (for audit), and a
+// value that is not base64 JSON is kept as its platform alone, never refused.
+TEST_F(OsbRulesTest, TheOriginatingIdentityIsKeptWithTheOperation) {
+  auto req = request("PUT", "/v2/service_instances/audited?accepts_incomplete=true",
+                     provisionBody().dump());
+  req.headers.emplace_back("x-broker-api-originating-identity",
+                           "cloudfoundry " + base64Encode(R"({"user_id":"683ea748-3092"})"));
+  ASSERT_EQ(answer(req).status, 202);
+  auto op = store_->lastOperation("audited");
+  ASSERT_TRUE(op.ok() && op->has_value());
+  EXPECT_EQ((*op)->request.value("by", json()),
+            (json{{"platform", "cloudfoundry"}, {"identity", {{"user_id", "683ea748-3092"}}}}));
+  settle("audited");
+
+  auto garbled = request("PUT", "/v2/service_instances/garbled?accepts_incomplete=true",
+                         provisionBody().dump());
+  garbled.headers.emplace_back("x-broker-api-originating-identity", "kubernetes %%%not-base64\xff");
+  ASSERT_EQ(answer(garbled).status, 202);
+  op = store_->lastOperation("garbled");
+  ASSERT_TRUE(op.ok() && op->has_value());
+  EXPECT_EQ((*op)->request.value("by", json()),
+            (json{{"platform", "kubernetes"}, {"identity", nullptr}}));
+  settle("garbled");
+
+  ASSERT_EQ(call("PUT", "/v2/service_instances/anonymous?accepts_incomplete=true", provisionBody())
+                .status,
+            202);
+  op = store_->lastOperation("anonymous");
+  ASSERT_TRUE(op.ok() && op->has_value());
+  EXPECT_FALSE((*op)->request.contains("by"));
+  settle("anonymous");
 }
 
 // Sends `request` as it is to 127.0.0.1:port and returns what comes back before the server

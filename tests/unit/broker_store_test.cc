@@ -4,7 +4,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <filesystem>
+#include <future>
+#include <thread>
 
 #include <gtest/gtest.h>
 
@@ -241,6 +244,46 @@ TEST_F(StoreTest, AFailedTransactionLeavesNothingBehind) {
   auto got = store->instance("i1");
   ASSERT_TRUE(got.ok());
   EXPECT_FALSE(got->has_value());
+}
+
+// A read from another thread answers from what is committed while a transaction is open, instead
+// of waiting for it; a read inside the transaction sees the transaction's own writes.
+TEST_F(StoreTest, ReadsDoNotWaitForAnotherThreadsTransaction) {
+  auto store = open();
+  ASSERT_TRUE(store);
+  ASSERT_TRUE(store->putInstance(instance("i1")).ok());
+  std::promise<void> written;
+  std::promise<void> release;
+  std::shared_future<void> released = release.get_future().share();
+  bool seen_inside = false;
+  std::thread writer([&] {
+    Status st = store->transaction([&]() -> Status {
+      PGF_RETURN_IF_ERROR(store->putInstance(instance("i2")));
+      auto own = store->instance("i2");
+      seen_inside = own.ok() && own->has_value();
+      written.set_value();
+      released.wait();
+      return okStatus();
+    });
+    EXPECT_TRUE(st.ok());
+  });
+  written.get_future().wait();
+  auto reading = std::async(std::launch::async, [&] {
+    auto one = store->instance("i1");
+    auto two = store->instance("i2");
+    return std::make_pair(one.ok() && one->has_value(), two.ok() && two->has_value());
+  });
+  const bool answered = reading.wait_for(std::chrono::seconds(5)) == std::future_status::ready;
+  release.set_value();
+  writer.join();
+  ASSERT_TRUE(answered) << "a read waited for another thread's transaction";
+  auto [one, two] = reading.get();
+  EXPECT_TRUE(one);
+  EXPECT_FALSE(two) << "an uncommitted write was visible outside its transaction";
+  EXPECT_TRUE(seen_inside);
+  auto after = store->instance("i2");
+  ASSERT_TRUE(after.ok());
+  EXPECT_TRUE(after->has_value());
 }
 
 // What is acknowledged is on disk: a process that dies right after a write (no clean close)
