@@ -251,58 +251,65 @@ HttpReply InstanceService::provision(const std::string& id, const HttpRequest& r
     return osbError(400, "", fmt::format("plan {} takes no parameters", plan->name));
   }
 
-  std::lock_guard<std::mutex> lk(mu_);
-  auto existing = store_.instance(id);
-  if (!existing.ok())
-    return storeFailure(existing.error());
-  if (existing->has_value()) {
-    const InstanceRecord& r = **existing;
-    if (!sameProvision(r, *body))
-      return osbError(409, "", "an instance with this id exists with other attributes");
-    auto last = store_.lastOperation(id);
-    if (!last.ok())
-      return storeFailure(last.error());
-    if (r.ready)
-      return reply(200, json::object());
-    if (last->has_value() && (*last)->kind == OpKind::kProvision &&
-        (*last)->state == OpState::kInProgress)
-      return reply(202, {{"operation", (*last)->token()}});
-    return osbError(409, "", "an instance with this id exists and is not being provisioned");
-  }
+  // The decision and its commit (an fsync) run on a worker thread, not on the thread that reads
+  // every request: a poll never waits behind a provision.
+  HttpReply out;
+  out.deferred = [this, id, doc = std::move(*body), params, plan, service_id, plan_id,
+                  request = requestRecord(req)]() -> HttpReply {
+    std::lock_guard<std::mutex> lk(mu_);
+    auto existing = store_.instance(id);
+    if (!existing.ok())
+      return storeFailure(existing.error());
+    if (existing->has_value()) {
+      const InstanceRecord& r = **existing;
+      if (!sameProvision(r, doc))
+        return osbError(409, "", "an instance with this id exists with other attributes");
+      auto last = store_.lastOperation(id);
+      if (!last.ok())
+        return storeFailure(last.error());
+      if (r.ready)
+        return reply(200, json::object());
+      if (last->has_value() && (*last)->kind == OpKind::kProvision &&
+          (*last)->state == OpState::kInProgress)
+        return reply(202, {{"operation", (*last)->token()}});
+      return osbError(409, "", "an instance with this id exists and is not being provisioned");
+    }
 
-  InstanceRecord r;
-  r.id = id;
-  r.service_id = service_id;
-  r.plan_id = plan_id;
-  r.parameters = params;
-  if (auto ctx = body->find("context"); ctx != body->end() && ctx->is_object())
-    r.context = *ctx;
-  r.organization_guid = stringField(*body, "organization_guid");
-  r.space_guid = stringField(*body, "space_guid");
-  r.maintenance_version = plan->maintenance_version;
-  // Everything that must never change once made is decided now and committed with the instance.
-  r.deployment = {{"name", randomName("pgf-", 10)},
-                  {"superuser_password", randomSecret()},
-                  {"replication_password", randomSecret()},
-                  {"rewind_password", randomSecret()},
-                  {"database", params.value("database", kDefaultDatabase)},
-                  {"owner_role", kOwnerRole},
-                  {"extensions", params.value("extensions", json::array())}};
-  OperationRecord op;
-  op.kind = OpKind::kProvision;
-  op.instance_id = id;
-  op.description = "provisioning";
-  op.request = requestRecord(req);
-  auto op_id = store_.beginOperation(op, [&] { return store_.putInstance(r); });
-  if (!op_id.ok())
-    return storeFailure(op_id.error());
-  op.id = *op_id;
-  spdlog::info("provisioning instance {} ({}, plan {}){}", jsonQuoted(id),
-               r.deployment.value("name", ""), plan->name,
-               requestedBy(op.request.value("by", json())));
-  killPoint("provision begun");
-  startWorker(id, op.id, OpKind::kProvision);
-  return reply(202, {{"operation", op.token()}});
+    InstanceRecord r;
+    r.id = id;
+    r.service_id = service_id;
+    r.plan_id = plan_id;
+    r.parameters = params;
+    if (auto ctx = doc.find("context"); ctx != doc.end() && ctx->is_object())
+      r.context = *ctx;
+    r.organization_guid = stringField(doc, "organization_guid");
+    r.space_guid = stringField(doc, "space_guid");
+    r.maintenance_version = plan->maintenance_version;
+    // Everything that must never change once made is decided now and committed with the instance.
+    r.deployment = {{"name", randomName("pgf-", 10)},
+                    {"superuser_password", randomSecret()},
+                    {"replication_password", randomSecret()},
+                    {"rewind_password", randomSecret()},
+                    {"database", params.value("database", kDefaultDatabase)},
+                    {"owner_role", kOwnerRole},
+                    {"extensions", params.value("extensions", json::array())}};
+    OperationRecord op;
+    op.kind = OpKind::kProvision;
+    op.instance_id = id;
+    op.description = "provisioning";
+    op.request = request;
+    auto op_id = store_.beginOperation(op, [&] { return store_.putInstance(r); });
+    if (!op_id.ok())
+      return storeFailure(op_id.error());
+    op.id = *op_id;
+    spdlog::info("provisioning instance {} ({}, plan {}){}", jsonQuoted(id),
+                 r.deployment.value("name", ""), plan->name,
+                 requestedBy(op.request.value("by", json())));
+    killPoint("provision begun");
+    startWorker(id, op.id, OpKind::kProvision);
+    return reply(202, {{"operation", op.token()}});
+  };
+  return out;
 }
 
 Status InstanceService::journal(int64_t op_id, const std::string& step) {
@@ -431,46 +438,52 @@ void InstanceService::runProvision(const std::string& id, int64_t op_id,
 HttpReply InstanceService::deprovision(const std::string& id, const HttpRequest& req) {
   if (queryValue(req, "service_id").empty() || queryValue(req, "plan_id").empty())
     return osbError(400, "", "service_id and plan_id are required query parameters");
-  std::lock_guard<std::mutex> lk(mu_);
-  auto existing = store_.instance(id);
-  if (!existing.ok())
-    return storeFailure(existing.error());
-  if (!existing->has_value())
-    return reply(410, json::object());
-  if (!acceptsIncomplete(req))
-    return osbError(422, "AsyncRequired",
-                    "deprovisioning takes a while: this broker answers asynchronously "
-                    "(accepts_incomplete=true)");
-  if (busy_.count(id))
-    return osbError(422, "ConcurrencyError", "a bind or unbind on this instance is running");
-  auto last = store_.lastOperation(id);
-  if (!last.ok())
-    return storeFailure(last.error());
-  const bool running = last->has_value() && (*last)->state == OpState::kInProgress;
-  if (running && (*last)->kind == OpKind::kDeprovision)
-    return reply(202, {{"operation", (*last)->token()}});
-  OperationRecord op;
-  op.kind = OpKind::kDeprovision;
-  op.instance_id = id;
-  op.description = "deprovisioning";
-  op.request = requestRecord(req);
-  // Deprovision during provision: the provision is halted (in the same transaction, so that a
-  // broker killed in between never resumes it), then everything it made goes. Its worker is
-  // cancelled by startWorker().
-  auto op_id = store_.beginOperation(op, [&]() -> Status {
-    if (running && (*last)->kind == OpKind::kProvision)
-      return store_.finishOperation((*last)->id, OpState::kFailed,
-                                    "halted: the instance is being deprovisioned");
-    return okStatus();
-  });
-  if (!op_id.ok())
-    return storeFailure(op_id.error());
-  op.id = *op_id;
-  spdlog::info("deprovisioning instance {}{}", jsonQuoted(id),
-               requestedBy(op.request.value("by", json())));
-  killPoint("deprovision begun");
-  startWorker(id, *op_id, OpKind::kDeprovision);
-  return reply(202, {{"operation", op.token()}});
+  // On a worker thread, like a provision.
+  HttpReply out;
+  out.deferred = [this, id, accepts_incomplete = acceptsIncomplete(req),
+                  request = requestRecord(req)]() -> HttpReply {
+    std::lock_guard<std::mutex> lk(mu_);
+    auto existing = store_.instance(id);
+    if (!existing.ok())
+      return storeFailure(existing.error());
+    if (!existing->has_value())
+      return reply(410, json::object());
+    if (!accepts_incomplete)
+      return osbError(422, "AsyncRequired",
+                      "deprovisioning takes a while: this broker answers asynchronously "
+                      "(accepts_incomplete=true)");
+    if (busy_.count(id))
+      return osbError(422, "ConcurrencyError", "a bind or unbind on this instance is running");
+    auto last = store_.lastOperation(id);
+    if (!last.ok())
+      return storeFailure(last.error());
+    const bool running = last->has_value() && (*last)->state == OpState::kInProgress;
+    if (running && (*last)->kind == OpKind::kDeprovision)
+      return reply(202, {{"operation", (*last)->token()}});
+    OperationRecord op;
+    op.kind = OpKind::kDeprovision;
+    op.instance_id = id;
+    op.description = "deprovisioning";
+    op.request = request;
+    // Deprovision during provision: the provision is halted (in the same transaction, so that a
+    // broker killed in between never resumes it), then everything it made goes. Its worker is
+    // cancelled by startWorker().
+    auto op_id = store_.beginOperation(op, [&]() -> Status {
+      if (running && (*last)->kind == OpKind::kProvision)
+        return store_.finishOperation((*last)->id, OpState::kFailed,
+                                      "halted: the instance is being deprovisioned");
+      return okStatus();
+    });
+    if (!op_id.ok())
+      return storeFailure(op_id.error());
+    op.id = *op_id;
+    spdlog::info("deprovisioning instance {}{}", jsonQuoted(id),
+                 requestedBy(op.request.value("by", json())));
+    killPoint("deprovision begun");
+    startWorker(id, *op_id, OpKind::kDeprovision);
+    return reply(202, {{"operation", op.token()}});
+  };
+  return out;
 }
 
 void InstanceService::runDeprovision(const std::string& id, int64_t op_id) {

@@ -570,6 +570,27 @@ TEST_F(OsbRulesTest, ABodyThatIsNotSentAsJsonIs400AndChangesNothing) {
   EXPECT_EQ(call("PATCH", "/v2/service_instances/ready", {{"service_id", kService}}).status, 200);
 }
 
+// A provision or deprovision is decided and committed (an fsync) on a worker thread, so that the
+// server's thread, which reads every request, never waits for a disk: nothing is written before
+// the deferred part runs.
+TEST_F(OsbRulesTest, ProvisionAndDeprovisionCommitOnAWorkerThread) {
+  HttpReply put = api_->handle(request("PUT", "/v2/service_instances/later?accepts_incomplete=true",
+                                       provisionBody().dump()));
+  ASSERT_TRUE(static_cast<bool>(put.deferred));
+  auto none = store_->instance("later");
+  ASSERT_TRUE(none.ok());
+  EXPECT_FALSE(none->has_value());
+  EXPECT_EQ(put.deferred().status, 202);
+  settle("later");
+  HttpReply del = api_->handle(request(
+      "DELETE", "/v2/service_instances/later" + std::string(kDelete) + "&accepts_incomplete=true"));
+  ASSERT_TRUE(static_cast<bool>(del.deferred));
+  auto last = store_->lastOperation("later");
+  ASSERT_TRUE(last.ok() && last->has_value());
+  EXPECT_EQ((*last)->kind, OpKind::kProvision);
+  EXPECT_EQ(del.deferred().status, 202);
+}
+
 // §3: while an operation runs, last_operation says when to poll again; once it has ended, not.
 TEST_F(OsbRulesTest, LastOperationSendsRetryAfterWhileTheOperationRuns) {
   seedInstance("provisioning", OpState::kInProgress, false);
