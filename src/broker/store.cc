@@ -190,6 +190,21 @@ OperationRecord readOperation(const Stmt& s) {
   return r;
 }
 
+// Readers kept for reuse; more are opened while more threads read at once.
+constexpr size_t kIdleReaders = 8;
+
+sqlite3* openReader(const std::string& path) {
+  sqlite3* db = nullptr;
+  if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr) !=
+          SQLITE_OK ||
+      sqlite3_exec(db, "PRAGMA query_only=1", nullptr, nullptr, nullptr) != SQLITE_OK) {
+    sqlite3_close_v2(db);
+    return nullptr;
+  }
+  sqlite3_busy_timeout(db, 5000);
+  return db;
+}
+
 }  // namespace
 
 std::string_view opKindName(OpKind kind) {
@@ -227,18 +242,47 @@ std::string OperationRecord::token() const {
 Store::Store(sqlite3* db) : db_(db) {}
 
 Store::~Store() {
-  sqlite3_close_v2(reader_);
+  for (sqlite3* reader : idle_readers_)
+    sqlite3_close_v2(reader);
   sqlite3_close_v2(db_);
+}
+
+sqlite3* Store::takeReader() {
+  {
+    std::lock_guard<std::mutex> lk(readers_mu_);
+    if (!idle_readers_.empty()) {
+      sqlite3* reader = idle_readers_.back();
+      idle_readers_.pop_back();
+      return reader;
+    }
+  }
+  return openReader(path_);
+}
+
+void Store::giveBack(sqlite3* reader) {
+  {
+    std::lock_guard<std::mutex> lk(readers_mu_);
+    if (idle_readers_.size() < kIdleReaders) {
+      idle_readers_.push_back(reader);
+      return;
+    }
+  }
+  sqlite3_close_v2(reader);
 }
 
 template <typename F>
 auto Store::read(F&& body) {
-  if (tx_thread_.load() == std::this_thread::get_id()) {
+  sqlite3* reader = tx_thread_.load() == std::this_thread::get_id() ? nullptr : takeReader();
+  if (reader == nullptr) {  // inside a transaction, or no reading connection could be opened
     std::lock_guard<std::recursive_mutex> lk(mu_);
     return body(db_);
   }
-  std::lock_guard<std::mutex> lk(read_mu_);
-  return body(reader_);
+  struct Back {
+    Store* store;
+    sqlite3* reader;
+    ~Back() { store->giveBack(reader); }
+  } back{this, reader};
+  return body(reader);
 }
 
 Result<std::unique_ptr<Store>> Store::open(const std::string& path) {
@@ -273,15 +317,12 @@ Result<std::unique_ptr<Store>> Store::open(const std::string& path) {
   });
   if (!created.ok())
     return created.error().wrap(path);
-  // The reading connection, opened once the file is in WAL mode with its schema.
-  if (sqlite3_open_v2(path.c_str(), &store->reader_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_FULLMUTEX,
-                      nullptr) != SQLITE_OK)
-    return makeError(ErrorCode::kIo, fmt::format("store: cannot open {} for reading: {}", path,
-                                                 store->reader_ ? sqlite3_errmsg(store->reader_)
-                                                                : "out of memory"));
-  sqlite3_busy_timeout(store->reader_, 5000);
-  if (sqlite3_exec(store->reader_, "PRAGMA query_only=1", nullptr, nullptr, nullptr) != SQLITE_OK)
-    return sqlError(store->reader_, "making the reading connection read-only");
+  // Reading connections are opened once the file is in WAL mode with its schema.
+  store->path_ = path;
+  sqlite3* reader = openReader(path);
+  if (reader == nullptr)
+    return makeError(ErrorCode::kIo, fmt::format("store: cannot open {} for reading", path));
+  store->idle_readers_.push_back(reader);
   return store;
 }
 

@@ -4,9 +4,10 @@
 // broker killed at any point finds, when it starts again, each unfinished operation and the
 // last step it completed.
 //
-// Reads made outside a transaction go through a second, read-only connection: WAL lets them run
-// beside a writer, so that answering a poll never waits for another thread's commit (and its
-// fsync). Reads inside a transaction() use the writing connection and see its uncommitted writes.
+// Reads made outside a transaction go through read-only connections of their own (one per reading
+// thread at a time, kept for reuse): WAL lets them run beside a writer, so that answering a poll
+// never waits for another thread's commit (and its fsync), nor for another thread's read. Reads
+// inside a transaction() use the writing connection and see its uncommitted writes.
 #pragma once
 
 #include <atomic>
@@ -127,16 +128,20 @@ class Store {
  private:
   explicit Store(sqlite3* db);
   Status exec(const std::string& sql);
-  // Runs `read` on the connection this thread should read from, under that connection's lock.
+  // Runs `read` on the connection this thread should read from.
   template <typename F>
   auto read(F&& read);
+  // A reading connection for this thread alone (nullptr when none can be opened), and back.
+  sqlite3* takeReader();
+  void giveBack(sqlite3* reader);
 
   sqlite3* db_;
   std::recursive_mutex mu_;  // db_, the writing connection
-  sqlite3* reader_ = nullptr;
-  std::mutex read_mu_;  // reader_
   // The thread running a transaction() on db_, if any.
   std::atomic<std::thread::id> tx_thread_{};
+  std::string path_;
+  std::mutex readers_mu_;
+  std::vector<sqlite3*> idle_readers_;
 };
 
 }  // namespace pgf
