@@ -9,8 +9,13 @@
 # same figure for one PostgreSQL node run by Patroni (Patroni, PostgreSQL, HAProxy; etcd not
 # counted on either side), measured in the same run.
 #
-# usage: bench/density.sh [--instances 40] [--in-flight 8] [--settle 30] [--out results.jsonl]
-#                         [--keep]
+# --driver-nice N runs the driver at nice N (default 0; the broker runs at its broker.nice, -5): on
+# this one machine the driver competes for the same cores as the 40 instances, which a platform's
+# client, on a machine of its own, does not; a driver at the broker's priority times the broker
+# rather than its own wait for a core. Runs report driver_nice; compare runs of the same value.
+#
+# usage: bench/density.sh [--instances 40] [--in-flight 8] [--settle 30] [--driver-nice 0]
+#                         [--out results.jsonl] [--keep]
 set -euo pipefail
 # shellcheck source=bench/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -21,6 +26,7 @@ INSTANCES=40
 IN_FLIGHT=8
 SETTLE=30
 TIMEOUT=600
+DRIVER_NICE=0
 bench_parse_common "$@"
 set -- "${BENCH_ARGS[@]+"${BENCH_ARGS[@]}"}"
 while [ $# -gt 0 ]; do
@@ -28,12 +34,14 @@ while [ $# -gt 0 ]; do
     --instances) INSTANCES=$2; shift 2 ;;
     --in-flight) IN_FLIGHT=$2; shift 2 ;;
     --settle) SETTLE=$2; shift 2 ;;
+    --driver-nice) DRIVER_NICE=$2; shift 2 ;;
     -h | --help) bench_usage; exit 0 ;;
     *) bench_die "unknown option $1" ;;
   esac
 done
 [[ $INSTANCES =~ ^[1-9][0-9]*$ && $IN_FLIGHT =~ ^[1-9][0-9]*$ && $SETTLE =~ ^[0-9]+$ ]] ||
   bench_die "--instances and --in-flight must be positive integers, --settle a number of seconds"
+[[ $DRIVER_NICE =~ ^-?[0-9]+$ ]] || bench_die "--driver-nice must be an integer"
 
 LOAD_BIN=${LOAD_BIN:-$(dirname "$PROBE_BIN")/broker_load}
 broker_require
@@ -47,10 +55,10 @@ PLAN=$(plan_id single-small)
 WORK=$BROKER_DIR/density
 mkdir -p "$WORK"
 
-bench_log "provisioning $INSTANCES single-small instances, $IN_FLIGHT in flight"
+bench_log "provisioning $INSTANCES single-small instances, $IN_FLIGHT in flight (driver at nice $DRIVER_NICE)"
 printf '%s\n' "$BROKER_PASSWORD" >"$WORK/password"
 chmod 0600 "$WORK/password"
-"$LOAD_BIN" --port "$BROKER_PORT" --password-file "$WORK/password" --service-id "$SERVICE_ID" \
+nice -n "$DRIVER_NICE" "$LOAD_BIN" --port "$BROKER_PORT" --password-file "$WORK/password" --service-id "$SERVICE_ID" \
   --plan-id "$PLAN" --instances "$INSTANCES" --in-flight "$IN_FLIGHT" --timeout "$TIMEOUT" \
   >"$WORK/load.json" 2>"$WORK/load.log" || true
 [ -s "$WORK/load.json" ] || bench_die "broker_load reported nothing: $(tail -3 "$WORK/load.log")"
@@ -96,9 +104,9 @@ prov50=$(jq '[ .results[] | select(.written) | .provision_ms ] | sort
 
 bench_emit "$(jq -c --argjson m "$instances_measured" --argjson pss "$pss_total" \
   --argjson rss "$rss_total" --argjson procs "$procs_total" --argjson bpss "$broker_pss" \
-  --argjson p50 "$prov50" '
+  --argjson p50 "$prov50" --argjson dn "$DRIVER_NICE" '
   {type: "run", bench: "density", agent: "pgfleet", ok: (.healthy == .instances),
-   instances, in_flight, healthy, all_ready_ms, provision_p50_ms: $p50,
+   instances, in_flight, driver_nice: $dn, healthy, all_ready_ms, provision_p50_ms: $p50,
    catalog_p50_ms: .catalog.p50_ms, catalog_p99_ms: .catalog.p99_ms,
    catalog_samples: .catalog.samples,
    last_operation_p50_ms: .last_operation.p50_ms, last_operation_p99_ms: .last_operation.p99_ms,
