@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <thread>
 
 #include <fmt/format.h>
 #include <gtest/gtest.h>
@@ -178,7 +179,14 @@ TEST_F(LocalBackendTest, DeploysAClusterBehindItsOwnHaproxyAdoptsItAndDestroysIt
   // Writes through the read-write port reach the primary; the read-only port reaches a replica.
   ASSERT_TRUE(query(m.read_write_port, "CREATE TABLE t (id int)").ok());
   ASSERT_TRUE(query(m.read_write_port, "INSERT INTO t VALUES (1)").ok());
+  // HAProxy marks a replica up at its first check (every 500 ms) after the agent reports it
+  // streaming, so the read-only port may have no server for that long after waitHealthy().
   auto ro = query(m.read_only_port, "SELECT pg_is_in_recovery() AS r");
+  for (auto deadline = std::chrono::steady_clock::now() + seconds(5);
+       !ro.ok() && std::chrono::steady_clock::now() < deadline;) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    ro = query(m.read_only_port, "SELECT pg_is_in_recovery() AS r");
+  }
   ASSERT_TRUE(ro.ok()) << ro.error().message;
   EXPECT_EQ(ro->get(0, "r").value_or(""), "t");
   // The node configurations hold the passwords: private to the agents' user.
