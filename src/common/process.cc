@@ -64,7 +64,6 @@ std::vector<std::string> buildEnv(const std::map<std::string, std::string>& extr
   return out;
 }
 
-// In the child after fork: only async-signal-safe calls until execvpe.
 // Writes this process's pid to `path` through `tmp` (renamed over it). Async-signal-safe.
 bool recordOwnPid(const char* tmp, const char* path) {
   char digits[24];
