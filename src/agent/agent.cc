@@ -992,6 +992,29 @@ void Agent::execute(const Decision& d, const HaInput& in) {
     case Action::kSwitchover:
       handOver(d, in);
       return;
+
+    case Action::kReleaseLeader: {
+      // The probe has already stopped a postmaster whose data directory vanished under it: no
+      // server of ours takes writes any more.
+      {
+        std::lock_guard<std::mutex> lk(mu_);
+        clearDeadline();
+        memory_.following.clear();
+        status_.is_leader = false;
+        status_.counters.demotions++;
+      }
+      publishProbe();
+      auto released = dcs_->deleteLeader();
+      if (released.ok())
+        spdlog::warn(
+            "released the leader key: this node's data directory is gone; a replica "
+            "takes over and this node clones from it");
+      else
+        spdlog::warn("releasing the leader key: {}", released.error().message);
+      callbacks_.fire("on_role_change", "replica");
+      run_again_ = true;
+      return;
+    }
   }
 }
 

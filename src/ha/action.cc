@@ -30,6 +30,8 @@ std::string_view actionName(Action a) {
       return "reclone";
     case Action::kSwitchover:
       return "switchover";
+    case Action::kReleaseLeader:
+      return "release_leader";
   }
   return "unknown";
 }

@@ -242,9 +242,12 @@ Step emptyDataDirectory(const HaInput& in) {
     return make(Action::kNone,
                 "waiting for the leader to finish bootstrapping: initialize key present but no "
                 "leader");
+  // Our data is gone: waiting for the key to expire would wait forever (our member key keeps the
+  // lease alive), and nothing of ours is left to lose. A replica takes over; we then clone from it.
   if (*leader == in.self)
-    return make(Action::kNone,
-                "data directory empty while we hold the leader key: waiting for it to expire");
+    return make(Action::kReleaseLeader,
+                "data directory empty while we hold the leader key: releasing it so that a "
+                "replica takes over");
   const MemberInfo* member = cluster.leaderMember();
   if (!member)
     return make(Action::kNone,

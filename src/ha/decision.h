@@ -105,8 +105,10 @@ enum class Action : int {
   kStartPrimary = 9,       // we hold the lease and our primary is down: start it again as primary
   kAcquireLease = 10,      // we run as primary but the leader key is gone: take it back
   kReclone = 11,           // set the data directory aside (nothing deleted); the next loop clones
-  kSwitchover = 12,  // hand the lease to `source` ("" = any eligible replica): checkpoint, clean
-                     // stop, release the leader key, rejoin as a standby
+  kSwitchover = 12,     // hand the lease to `source` ("" = any eligible replica): checkpoint, clean
+                        // stop, release the leader key, rejoin as a standby
+  kReleaseLeader = 13,  // our data directory is gone while we lead: release the leader key so
+                        // that a replica takes over (we then clone from it)
 };
 
 std::string_view actionName(Action a);

@@ -1,6 +1,7 @@
 #include "postgres/pg_controller.h"
 
 #include <signal.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <ctime>
@@ -196,6 +197,30 @@ std::string LocalPostgresController::logTail() const {
   return outputForError(text);
 }
 
+void LocalPostgresController::stopOrphanedPostmaster() {
+  const SeenPostmaster seen = seen_postmaster_;
+  seen_postmaster_ = {};
+  struct stat cwd {};
+  if (!postmasterAlive(seen.pid) ||
+      ::stat(fmt::format("/proc/{}/cwd", seen.pid).c_str(), &cwd) != 0 || cwd.st_dev != seen.dev ||
+      cwd.st_ino != seen.ino)
+    return;  // gone, or another process now
+  struct stat dir {};
+  if (::stat(data_dir_.c_str(), &dir) == 0 && dir.st_dev == seen.dev && dir.st_ino == seen.ino)
+    return;  // still our data directory: it only lost its postmaster.pid
+  spdlog::error(
+      "the data directory of the running PostgreSQL (pid {}) was removed: stopping it (immediate), "
+      "since it can neither be reached nor kept",
+      seen.pid);
+  ::kill(seen.pid, SIGQUIT);
+  const auto deadline = std::chrono::steady_clock::now() + Millis(5000);
+  while (postmasterAlive(seen.pid) && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(Millis(20));
+  if (postmasterAlive(seen.pid))
+    ::kill(seen.pid, SIGKILL);
+  reapZombieChildren();
+}
+
 LocalPostgres LocalPostgresController::probe() {
   std::lock_guard<std::mutex> one_at_a_time(probe_call_mu_);
   LocalPostgres st;
@@ -205,6 +230,13 @@ LocalPostgres LocalPostgresController::probe() {
   int pid = 0;
   st.running = isRunning(&pid);
   st.postmaster_pid = st.running ? pid : 0;
+  if (st.running) {
+    struct stat cwd {};
+    if (pid != seen_postmaster_.pid && ::stat(fmt::format("/proc/{}/cwd", pid).c_str(), &cwd) == 0)
+      seen_postmaster_ = {pid, cwd.st_dev, cwd.st_ino};
+  } else if (seen_postmaster_.pid != 0) {
+    stopOrphanedPostmaster();
+  }
   if (st.data_dir_empty) {
     std::lock_guard<std::mutex> lk(probe_mu_);
     probe_conn_.reset();
@@ -213,6 +245,7 @@ LocalPostgres LocalPostgresController::probe() {
   }
   st.in_recovery = fileExists(data_dir_ + "/standby.signal");
   st.rewind_failed = fileExists(data_dir_ + "/" + kRewindFailedMarker);
+  st.unstarted_backup = !st.running && fileExists(data_dir_ + "/backup_label");
   // A running server that answers tells everything but its system identifier, which is read once:
   // the probe then costs one query on a kept connection instead of a pg_controldata run and a new
   // connection (it runs several times a second with short leases).

@@ -13,6 +13,8 @@
 // must not run concurrently with each other.
 #pragma once
 
+#include <sys/types.h>
+
 #include <mutex>
 #include <optional>
 #include <string>
@@ -114,6 +116,16 @@ class LocalPostgresController final : public PostgresController {
   std::optional<PgConnection> probe_conn_;
   std::string sysid_;
   std::pair<int, int> standby_timeline_;  // {postmaster pid, highest timeline seen}; probe() only
+  // The postmaster last seen running and the directory it works in (device, inode); probe() only.
+  // When that directory is no longer our data directory (removed, or replaced), the postmaster
+  // serves files nobody can reach: stopOrphanedPostmaster() stops it, so that it frees the port
+  // and the lease a new data directory needs.
+  struct SeenPostmaster {
+    int pid = 0;
+    dev_t dev = 0;
+    ino_t ino = 0;
+  } seen_postmaster_;
+  void stopOrphanedPostmaster();
 };
 
 }  // namespace pgf

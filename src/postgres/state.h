@@ -45,10 +45,16 @@ struct LocalPostgres {
   // of our timeline ended on our branch. Empty on timeline 1 or when the file cannot be read.
   std::vector<TimelineSwitch> lineage;
 
+  // A base backup never started (its backup_label is still there): its pg_control is the copied
+  // primary's ("in production"), but it holds nothing the primary lacks and must start as a
+  // standby. Crash recovery run on it as a primary would write WAL past the primary's.
+  bool unstarted_backup = false;
+
   // The cluster last ran as a primary (running or crashed), so it may hold WAL its new leader
   // lacks.
   bool wasPrimary() const {
-    return control_state == ControlState::kInProduction || control_state == ControlState::kShutDown;
+    return !unstarted_backup && (control_state == ControlState::kInProduction ||
+                                 control_state == ControlState::kShutDown);
   }
 };
 

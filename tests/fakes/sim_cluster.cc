@@ -497,6 +497,12 @@ void SimCluster::execute(Node& n, const Decision& d, const HaInput& in) {
     case Action::kSwitchover:
       handOver(n, d);
       return;
+    case Action::kReleaseLeader:
+      n.memory.lease_deadline.reset();
+      n.memory.following.clear();
+      ignoreError(n.dcs->deleteLeader(), "only deletes a key that holds our name");
+      n.run_again = true;
+      return;
   }
 }
 

@@ -85,6 +85,13 @@ LocalPostgres stoppedPg(ControlState state = ControlState::kShutDownInRecovery) 
   return pg;
 }
 
+// What pg_basebackup leaves: the primary's pg_control ("in production") beside a backup_label.
+LocalPostgres unstartedClone() {
+  LocalPostgres pg = stoppedPg(ControlState::kInProduction);
+  pg.unstarted_backup = true;
+  return pg;
+}
+
 LocalPostgres standbyPg(int64_t lsn = kPos) {
   LocalPostgres pg = stoppedPg(ControlState::kInArchiveRecovery);
   pg.running = true;
@@ -351,8 +358,11 @@ TEST(HaDecide, EmptyDataDirectory) {
        "node1"},
       {"never clone from ourselves", In(clonefrom_self, emptyPg()).self("node5").in, Action::kClone,
        "node1"},
-      {"our own leader key with no data", In(clusterWithLeader("node2"), emptyPg()).in,
-       Action::kNone},
+      {"our own leader key with no data: released, a replica takes over",
+       In(clusterWithLeader("node2"), emptyPg()).in, Action::kReleaseLeader, "",
+       "releasing it so that a replica takes over"},
+      {"our own leader key with no data while paused: kept",
+       In(clusterWithLeader("node2"), emptyPg()).paused().in, Action::kNone},
   });
 }
 
@@ -407,6 +417,8 @@ TEST(HaDecide, AnotherMemberLeads) {
       {"former primary (crashed) is rewound",
        In(c, stoppedPg(ControlState::kInProduction)).rewind().in, Action::kRewind, "node1",
        "rewinding from node1"},
+      {"a clone never started (backup_label) is started as a standby, not rewound",
+       In(c, unstartedClone()).rewind().in, Action::kStartReplica, "node1"},
       {"former primary (clean stop) is rewound",
        In(c, stoppedPg(ControlState::kShutDown)).rewind().in, Action::kRewind, "node1"},
       {"former primary without use_pg_rewind waits", In(c, stoppedPg(ControlState::kShutDown)).in,
