@@ -184,10 +184,16 @@ int Agent::run() {
   keeper_thread_ = std::thread([this] { keeperLoop(); });
   ExitWatcher postmaster_watch([this] { dcs_->wake(); });
 
+  bool first_cycle = true;
   while (!stop_) {
     last_cycle_start_ = clock_.now();
     run_again_ = false;
     cycle();
+    // This agent is in charge now: it leads with its own deadline (and watchdog), or does not
+    // lead. A previous agent's watchdog must not act on that agent's last deadline.
+    if (first_cycle && watchdog_ != nullptr)
+      watchdog_->retirePrevious();
+    first_cycle = false;
     if (run_again_)
       continue;
     int64_t rev = 0;

@@ -7,10 +7,15 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "postgres/data_dir.h"
 
 namespace pgf {
 namespace {
@@ -36,9 +41,29 @@ std::string watchdogProgram() {
   return access(path.c_str(), X_OK) == 0 ? path : "";
 }
 
+// The watchdog recorded in `pid_file` when it still runs for `data_dir` (its command line is
+// "pgfleet-watchdog <data_dir>"); 0 otherwise.
+pid_t recordedWatchdog(const std::string& pid_file, const std::string& data_dir) {
+  if (pid_file.empty())
+    return 0;
+  auto text = readFile(pid_file);
+  if (!text.ok())
+    return 0;
+  const long pid = std::strtol(text->c_str(), nullptr, 10);
+  if (pid <= 1 || kill(static_cast<pid_t>(pid), 0) != 0)
+    return 0;
+  auto cmdline = readFile(fmt::format("/proc/{}/cmdline", pid));
+  const std::string expected = std::string("pgfleet-watchdog") + '\0' + data_dir + '\0';
+  if (!cmdline.ok() || *cmdline != expected)
+    return 0;
+  return static_cast<pid_t>(pid);
+}
+
 }  // namespace
 
-Result<std::unique_ptr<Watchdog>> Watchdog::start(const std::string& data_dir) {
+Result<std::unique_ptr<Watchdog>> Watchdog::start(const std::string& data_dir,
+                                                  const std::string& pid_file) {
+  const pid_t previous = recordedWatchdog(pid_file, data_dir);
   const std::string program = watchdogProgram();
   int fds[2];
   if (pipe2(fds, O_CLOEXEC) != 0)
@@ -70,7 +95,22 @@ Result<std::unique_ptr<Watchdog>> Watchdog::start(const std::string& data_dir) {
     _exit(0);
   }
   close(fds[0]);
-  return std::unique_ptr<Watchdog>(new Watchdog(fds[1], pid));
+  if (!pid_file.empty()) {
+    Status st = writeFileAtomically(pid_file, fmt::format("{}\n", pid), 0600);
+    if (!st.ok())
+      spdlog::warn("recording the watchdog's pid: {}", st.error().message);
+  }
+  return std::unique_ptr<Watchdog>(new Watchdog(fds[1], pid, previous));
+}
+
+void Watchdog::retirePrevious() {
+  std::lock_guard<std::mutex> lk(mu_);
+  if (previous_ != 0 && kill(previous_, SIGUSR1) == 0)
+    spdlog::warn(
+        "stood down the watchdog of a previous agent (pid {}): this agent is in charge "
+        "of the lease now",
+        previous_);
+  previous_ = 0;
 }
 
 Watchdog::~Watchdog() {

@@ -24,8 +24,12 @@ namespace pgf {
 
 class Watchdog {
  public:
-  // Forks the watchdog. Call before the process starts any thread.
-  static Result<std::unique_ptr<Watchdog>> start(const std::string& data_dir);
+  // Forks the watchdog and records its pid in `pid_file` (none when empty). A watchdog recorded
+  // there by an agent that died is found first: retirePrevious() stands it down once this agent
+  // is in charge, so that the dead agent's last deadline cannot stop a server this agent leads.
+  // Call before the process starts any thread.
+  static Result<std::unique_ptr<Watchdog>> start(const std::string& data_dir,
+                                                 const std::string& pid_file = "");
   ~Watchdog();
   Watchdog(const Watchdog&) = delete;
   Watchdog& operator=(const Watchdog&) = delete;
@@ -33,14 +37,17 @@ class Watchdog {
   void arm(MonoTime deadline);
   void disarm();
   pid_t pid() const { return pid_; }
+  // SIGUSR1 to the previous agent's watchdog, which exits without acting; once.
+  void retirePrevious();
 
  private:
-  Watchdog(int fd, pid_t pid) : fd_(fd), pid_(pid) {}
+  Watchdog(int fd, pid_t pid, pid_t previous) : fd_(fd), pid_(pid), previous_(previous) {}
   void send(long long deadline_ns);
 
   std::mutex mu_;
   int fd_ = -1;
   pid_t pid_ = 0;
+  pid_t previous_ = 0;
 };
 
 }  // namespace pgf

@@ -45,13 +45,28 @@ void fence(const std::string& data_dir) {
     auto w = write(STDERR_FILENO, msg, std::min<size_t>(len, sizeof msg - 1));
 }
 
+volatile sig_atomic_t stand_down = 0;
+
+void onStandDown(int) {
+  stand_down = 1;
+}
+
 }  // namespace
 
 void runWatchdog(int fd, const std::string& data_dir) {
+  // SIGUSR1: a new agent is in charge of this data directory; exit without acting (no
+  // SA_RESTART, so that a wait in poll or usleep ends at once).
+  struct sigaction sa {};
+  sa.sa_handler = onStandDown;
+  sigemptyset(&sa.sa_mask);
+  stand_down = 0;
+  sigaction(SIGUSR1, &sa, nullptr);
   long long deadline = kDisarmed;
   bool writer_alive = true;
   std::string pending;
   for (;;) {
+    if (stand_down != 0)
+      return;
     if (!writer_alive && deadline == kDisarmed)
       return;
     int timeout_ms = -1;

@@ -67,7 +67,11 @@ int main(int argc, char** argv) {
   }
 
   // Forked first, while this process has no other thread.
-  auto watchdog = pgf::Watchdog::start(config.postgresql.data_dir);
+  // Its pid is kept beside the data directory, where the next agent finds it.
+  std::string data_dir = config.postgresql.data_dir;
+  while (data_dir.size() > 1 && data_dir.back() == '/')
+    data_dir.pop_back();
+  auto watchdog = pgf::Watchdog::start(config.postgresql.data_dir, data_dir + ".watchdog.pid");
   if (!watchdog.ok()) {
     spdlog::critical("watchdog: {}", watchdog.error().message);
     return 2;

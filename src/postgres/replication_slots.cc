@@ -76,7 +76,11 @@ Status syncPhysicalSlots(PgConnection& conn, const std::set<std::string>& wanted
   for (const auto& name : wanted) {
     if (present.count(name) != 0)
       continue;
-    auto created = conn.query("SELECT pg_catalog.pg_create_physical_replication_slot($1)", {name});
+    // Reserved at once (from the last checkpoint's redo point), not when the member first
+    // connects: a replica that follows a newly promoted primary asks for WAL from before the
+    // promotion, which the next checkpoints would otherwise remove before it connects.
+    auto created =
+        conn.query("SELECT pg_catalog.pg_create_physical_replication_slot($1, true)", {name});
     if (!created.ok())
       failures.push_back(fmt::format("creating slot \"{}\": {}", name, created.error().message));
   }

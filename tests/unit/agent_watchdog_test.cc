@@ -84,5 +84,21 @@ TEST(Watchdog, LaterDeadlinesAndDisarmKeepThePostmasterRunning) {
   close(fds[0]);
 }
 
+TEST(Watchdog, StandsDownOnSigusr1WithoutFencing) {
+  FakePostmaster pm;
+  int fds[2];
+  ASSERT_EQ(pipe(fds), 0);
+  std::thread dog([&] { runWatchdog(fds[0], pm.dir()); });
+  writeLine(fds[1], fmt::format("arm {}\n", nsFromNow(Millis(1500))));
+  close(fds[1]);  // the agent dies with the lease deadline armed
+  std::this_thread::sleep_for(Millis(200));
+  // A new agent took over the data directory before the deadline.
+  ASSERT_EQ(kill(getpid(), SIGUSR1), 0);
+  dog.join();  // returns without waiting for the deadline
+  std::this_thread::sleep_for(Millis(1800));
+  EXPECT_FALSE(pm.exited()) << "the watchdog fenced after it was stood down";
+  close(fds[0]);
+}
+
 }  // namespace
 }  // namespace pgf
