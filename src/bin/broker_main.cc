@@ -125,8 +125,26 @@ int main(int argc, char** argv) {
   io.port_high = config.port_high;
   io.pg_bin_dir = config.pg_bin_dir;
   io.ready_timeout = pgf::Millis(std::chrono::seconds(config.provision_timeout_seconds));
+  // The supervisor outlives the service: the service's workers hold and release instances on it
+  // until they are joined.
+  pgf::SupervisorOptions so;
+  so.interval = pgf::Millis(std::chrono::seconds(config.heal_interval_seconds));
+  so.grace = pgf::Millis(std::chrono::seconds(config.heal_grace_seconds));
+  const pgf::InstanceService* service = nullptr;
+  pgf::Supervisor supervisor(so, **store, **backend, [&service](const pgf::InstanceRecord& r) {
+    return service->manifestOf(r);
+  });
   pgf::InstanceService instances(io, **store, **backend);
+  service = &instances;
+  if (config.heal_interval_seconds > 0)
+    instances.setSupervisor(&supervisor);
   instances.resumeUnfinished();
+  if (config.heal_interval_seconds > 0) {
+    supervisor.start();
+    spdlog::info("self-healing: every instance checked every {} s", config.heal_interval_seconds);
+  } else {
+    spdlog::warn("self-healing is off (broker.heal_interval: 0)");
+  }
 
   sigset_t signals;
   sigemptyset(&signals);
@@ -136,6 +154,7 @@ int main(int argc, char** argv) {
   signal(SIGPIPE, SIG_IGN);
 
   pgf::FleetApi fleet(config.catalog, **store);
+  fleet.setSupervisor(&supervisor);
   pgf::OsbApi api(config.catalog, config.username, config.password, &instances, &fleet);
   pgf::HttpServerOptions server_options;
   // Binds and unbinds run deferred, one at a time per instance (its claim): a platform binding
@@ -154,6 +173,7 @@ int main(int argc, char** argv) {
   while (sigwait(&signals, &sig) != 0) {
   }
   spdlog::info("received signal {}: shutting down", sig);
+  supervisor.stop();
   server.stop();
   spdlog::info("stopped");
   return 0;

@@ -1,5 +1,7 @@
 #include "broker/broker_config.h"
 
+#include <tuple>
+
 #include <cstdio>
 #include <filesystem>
 
@@ -37,10 +39,11 @@ Status parseRoot(const YAML::Node& root, const EnvLookup& env, LoadedBrokerConfi
 
   auto broker = yaml::child(root, "broker");
   PGF_RETURN_IF_ERROR(yaml::expectMap(broker, "broker"));
-  yaml::warnUnknownKeys(broker, "broker",
-                        {"listen", "username", "password", "state_dir", "templates_dir", "ports",
-                         "run_as", "pg_bin_dir", "agent_bin", "provision_timeout", "nice"},
-                        out.warnings);
+  yaml::warnUnknownKeys(
+      broker, "broker",
+      {"listen", "username", "password", "state_dir", "templates_dir", "ports", "run_as",
+       "pg_bin_dir", "agent_bin", "provision_timeout", "nice", "heal_interval", "heal_grace"},
+      out.warnings);
   std::string listen = fmt::format("{}:{}", c.listen_host, c.listen_port);
   PGF_RETURN_IF_ERROR(setting(broker, "listen", "PGFLEET_BROKER_LISTEN", env, listen));
   auto hp = parseHostPort(listen, "broker.listen", std::nullopt, true);
@@ -104,6 +107,21 @@ Status parseRoot(const YAML::Node& root, const EnvLookup& env, LoadedBrokerConfi
       return configError("broker.provision_timeout",
                          fmt::format("must be between 10 and 86400 seconds, got {}", *seconds));
     c.provision_timeout_seconds = static_cast<int>(*seconds);
+  }
+  for (auto [key, low, high, target] :
+       {std::tuple{"heal_interval", 0, 3600, &c.heal_interval_seconds},
+        std::tuple{"heal_grace", 10, 86400, &c.heal_grace_seconds}}) {
+    auto node = yaml::child(broker, key);
+    if (!yaml::isSet(node))
+      continue;
+    const std::string path = std::string("broker.") + key;
+    auto seconds = yaml::readInt(node, path);
+    if (!seconds.ok())
+      return seconds.error();
+    if (*seconds < low || *seconds > high)
+      return configError(
+          path, fmt::format("must be between {} and {} seconds, got {}", low, high, *seconds));
+    *target = static_cast<int>(*seconds);
   }
 
   auto log = yaml::child(root, "log");

@@ -30,7 +30,11 @@ struct BrokerConfig {
   // while the machine is busy creating instances. Lowering it needs root (or CAP_SYS_NICE).
   int nice = -5;
   int provision_timeout_seconds = 300;  // a provision whose nodes are not healthy by then fails
-  std::string run_as = "postgres";      // the user instances run as when the broker runs as root
+  // The self-healing supervisor: a pass over every instance every heal_interval seconds (0: no
+  // supervisor); an instance not back at full strength after heal_grace seconds is degraded.
+  int heal_interval_seconds = 2;
+  int heal_grace_seconds = 300;
+  std::string run_as = "postgres";  // the user instances run as when the broker runs as root
   std::string pg_bin_dir = "/usr/lib/postgresql/15/bin";
   std::string agent_bin;  // default: pgfleet-agent beside pgfleet-broker
   std::string log_level = "info";

@@ -1,6 +1,7 @@
 #include "broker/fleet_api.h"
 
 #include <algorithm>
+#include <map>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -58,7 +59,86 @@ json deploymentJson(const InstanceRecord& r, const Plan* plan) {
   return out;
 }
 
+json healthJson(const HealthRecord& h, bool detail) {
+  json out = {{"state", h.state}, {"since", h.since}};
+  if (!h.reason.empty())
+    out["reason"] = h.reason;
+  if (detail)
+    out["nodes"] = h.nodes;
+  return out;
+}
+
+// A label value as Prometheus' text format writes it.
+std::string labelValue(const std::string& v) {
+  std::string out;
+  for (char c : v) {
+    if (c == '\\' || c == '"')
+      out += '\\';
+    if (c == '\n') {
+      out += "\\n";
+      continue;
+    }
+    out += c;
+  }
+  return out;
+}
+
 }  // namespace
+
+HttpReply FleetApi::metrics() const {
+  auto records = store_.instances();
+  if (!records.ok())
+    return storeFailure(records.error());
+  auto health = store_.healthAll();
+  if (!health.ok())
+    return storeFailure(health.error());
+  std::map<std::string, std::string> state_of;
+  for (const auto& h : *health)
+    state_of[h.instance_id] = h.state;
+  std::map<std::string, int> by_state = {
+      {"healthy", 0}, {"recovering", 0}, {"degraded", 0}, {"unknown", 0}, {"provisioning", 0}};
+  std::string per_instance;
+  for (const auto& r : *records) {
+    std::string state = !r.ready               ? "provisioning"
+                        : state_of.count(r.id) ? state_of[r.id]
+                                               : "unknown";
+    by_state[state]++;
+    for (const char* s : {"healthy", "recovering", "degraded"})
+      if (r.ready)
+        per_instance +=
+            fmt::format("pgfleet_instance_health{{instance_id=\"{}\",state=\"{}\"}} {}\n",
+                        labelValue(r.id), s, state == s ? 1 : 0);
+  }
+  std::string text;
+  text +=
+      "# HELP pgfleet_broker_instances Instances by health (provisioning: not ready yet; "
+      "unknown: not checked yet).\n# TYPE pgfleet_broker_instances gauge\n";
+  for (const auto& [state, n] : by_state)
+    text += fmt::format("pgfleet_broker_instances{{state=\"{}\"}} {}\n", state, n);
+  text +=
+      "# HELP pgfleet_instance_health 1 for the instance's current health state.\n"
+      "# TYPE pgfleet_instance_health gauge\n";
+  text += per_instance;
+  if (supervisor_ != nullptr) {
+    const Supervisor::Counters c = supervisor_->counters();
+    text += fmt::format(
+        "# HELP pgfleet_broker_supervisor_passes_total Passes of the self-healing supervisor.\n"
+        "# TYPE pgfleet_broker_supervisor_passes_total counter\n"
+        "pgfleet_broker_supervisor_passes_total {}\n"
+        "# HELP pgfleet_broker_restarts_total Processes the supervisor started again.\n"
+        "# TYPE pgfleet_broker_restarts_total counter\n"
+        "pgfleet_broker_restarts_total{{process=\"agent\"}} {}\n"
+        "pgfleet_broker_restarts_total{{process=\"haproxy\"}} {}\n"
+        "# HELP pgfleet_broker_failed_restarts_total Restarts that failed.\n"
+        "# TYPE pgfleet_broker_failed_restarts_total counter\n"
+        "pgfleet_broker_failed_restarts_total {}\n"
+        "# HELP pgfleet_broker_crash_loops_total Crash loops detected.\n"
+        "# TYPE pgfleet_broker_crash_loops_total counter\n"
+        "pgfleet_broker_crash_loops_total {}\n",
+        c.passes, c.agent_restarts, c.haproxy_restarts, c.failed_restarts, c.crash_loops);
+  }
+  return HttpReply{200, "text/plain; version=0.0.4", text, {}};
+}
 
 HttpReply FleetApi::handle(const HttpRequest& req) const {
   const std::string_view rest = std::string_view(req.path).substr(kFleetApiPrefix.size());
@@ -102,7 +182,18 @@ Result<json> FleetApi::describe(const InstanceRecord& r, bool detail) const {
   if (!last.ok())
     return last.error();
   out["last_operation"] = last->has_value() ? operationJson(**last, detail) : json(nullptr);
+  auto health = store_.health(r.id);
+  if (!health.ok())
+    return health.error();
+  out["health"] = health->has_value() ? healthJson(**health, detail) : json(nullptr);
   if (detail) {
+    auto events = store_.events(r.id, kEventsShown);
+    if (!events.ok())
+      return events.error();
+    json history = json::array();
+    for (const auto& e : *events)
+      history.push_back({{"at", e.at}, {"kind", e.kind}, {"message", e.message}});
+    out["events"] = history;
     auto bindings = store_.bindings(r.id);
     if (!bindings.ok())
       return bindings.error();

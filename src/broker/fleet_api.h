@@ -4,8 +4,11 @@
 // authentication (OsbApi checks it before routing here); no X-Broker-API-Version is needed.
 //
 //   GET /pgfleet/v1/instances       200 {"instances": [<instance>, ...]} (sorted by id)
-//   GET /pgfleet/v1/instances/:id   200 <instance> with its bindings and the last operation's
-//                                   journal; 404 when the store does not know the id
+//   GET /pgfleet/v1/instances/:id   200 <instance> with its bindings, the last operation's
+//                                   journal, its health by node and its newest events; 404 when
+//                                   the store does not know the id
+//   GET /metrics                    Prometheus text: instances by health, each instance's health,
+//                                   the supervisor's restarts and crash loops
 //
 // Built from the store only (no backend or database call), so it answers fast and also while an
 // instance's nodes are down. Never: return a secret (passwords, credentials, the deployment's
@@ -14,6 +17,7 @@
 
 #include "broker/catalog.h"
 #include "broker/store.h"
+#include "broker/supervisor.h"
 #include "common/http_server.h"
 
 namespace pgf {
@@ -24,8 +28,14 @@ class FleetApi {
  public:
   FleetApi(const Catalog& catalog, Store& store) : catalog_(catalog), store_(store) {}
 
+  // The supervisor whose counters /metrics shows (may stay null).
+  void setSupervisor(const Supervisor* supervisor) { supervisor_ = supervisor; }
+  static constexpr int kEventsShown = 50;
+
   // Answers a request whose path starts with kFleetApiPrefix (authentication already checked).
   HttpReply handle(const HttpRequest& req) const;
+  // GET /metrics (authentication already checked).
+  HttpReply metrics() const;
 
   // An instance as the endpoints show it; `detail` adds its bindings and the operation's journal.
   Result<nlohmann::json> describe(const InstanceRecord& instance, bool detail) const;
@@ -36,6 +46,7 @@ class FleetApi {
 
   const Catalog& catalog_;
   Store& store_;
+  const Supervisor* supervisor_ = nullptr;
 };
 
 }  // namespace pgf

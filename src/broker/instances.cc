@@ -171,6 +171,10 @@ Result<DeploymentManifest> InstanceService::manifestOf(const InstanceRecord& r) 
   params.push_back({{"name", "work_mem"}, {"value", plan->resources.work_mem}});
   for (const auto& [k, v] : plan->parameters)
     params.push_back({{"name", k}, {"value", v}});
+  // A replica that reconnects after a failover or a restart finds the WAL it needs (beyond what
+  // its slot holds), unless the plan says otherwise.
+  if (plan->nodes > 1 && plan->parameters.count("wal_keep_size") == 0)
+    params.push_back({{"name", "wal_keep_size"}, {"value", "128MB"}});
   json nodes = json::array();
   const json ports = d.value("ports", json::object());
   for (int i = 0; i < plan->nodes; ++i) {
@@ -335,10 +339,14 @@ void InstanceService::startWorker(const std::string& instance_id, int64_t op_id,
       [this, instance_id, op_id, kind, cancel, previous = std::move(previous)]() mutable {
         if (previous.joinable())
           previous.join();
+        if (supervisor_ != nullptr)
+          supervisor_->hold(instance_id);
         if (kind == OpKind::kProvision)
           runProvision(instance_id, op_id, *cancel);
         else
           runDeprovision(instance_id, op_id);
+        if (supervisor_ != nullptr)
+          supervisor_->release(instance_id);
       });
   workers_[instance_id] = std::move(w);
 }
@@ -570,6 +578,12 @@ HttpReply InstanceService::fetchInstance(const std::string& id, const HttpReques
   json body = {{"service_id", i.service_id}, {"plan_id", i.plan_id}, {"parameters", i.parameters}};
   if (!i.maintenance_version.empty())
     body["maintenance_info"] = {{"version", i.maintenance_version}};
+  // The supervisor's judgement: healthy, recovering or degraded (absent until its first look).
+  auto health = store_.health(id);
+  if (!health.ok())
+    return storeFailure(health.error());
+  if (health->has_value())
+    body["metadata"] = {{"attributes", {{"health", (*health)->state}}}};
   return reply(200, body);
 }
 

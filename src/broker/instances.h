@@ -21,6 +21,7 @@
 
 #include "broker/catalog.h"
 #include "broker/store.h"
+#include "broker/supervisor.h"
 #include "common/clock.h"
 #include "common/http_server.h"
 #include "deploy/local_backend.h"
@@ -62,6 +63,10 @@ class InstanceService {
                          const HttpRequest& req);
   HttpReply bindingLastOperation(const std::string& instance_id, const std::string& binding_id,
                                  const HttpRequest& req);
+
+  // The self-healing supervisor, kept off an instance while a provision or deprovision runs on it
+  // (set before resumeUnfinished(); may stay null).
+  void setSupervisor(Supervisor* supervisor) { supervisor_ = supervisor; }
 
   // The manifest of a stored instance (its template rendered again: the same every time).
   Result<DeploymentManifest> manifestOf(const InstanceRecord& instance) const;
@@ -116,6 +121,7 @@ class InstanceService {
   std::map<std::string, Worker> workers_;
   std::set<std::string> busy_;  // instances with a bind or unbind running
   std::atomic<bool> stopping_{false};
+  Supervisor* supervisor_ = nullptr;
 };
 
 }  // namespace pgf

@@ -177,6 +177,8 @@ HttpReply OsbApi::route(const HttpRequest& req) const {
   }
   if (fleet_ != nullptr && req.path.rfind(kFleetApiPrefix, 0) == 0)
     return fleet_->handle(req);
+  if (fleet_ != nullptr && req.path == "/metrics" && req.method == "GET")
+    return fleet_->metrics();
   const std::string given = req.header("x-broker-api-version");
   auto version = parseApiVersion(given);
   if (!version || version->first != 2 || version->second < kOsbMinMinor)

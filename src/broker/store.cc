@@ -13,7 +13,7 @@
 namespace pgf {
 namespace {
 
-constexpr int kSchemaVersion = 1;
+constexpr int kSchemaVersion = 2;
 
 constexpr const char* kSchema = R"sql(
 CREATE TABLE IF NOT EXISTS instances (
@@ -63,6 +63,21 @@ CREATE TABLE IF NOT EXISTS ports (
   instance_id TEXT NOT NULL,
   purpose TEXT NOT NULL,
   UNIQUE (instance_id, purpose)
+);
+CREATE TABLE IF NOT EXISTS events (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  instance_id TEXT NOT NULL,
+  at TEXT NOT NULL,
+  kind TEXT NOT NULL,
+  message TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_by_instance ON events (instance_id, id);
+CREATE TABLE IF NOT EXISTS health (
+  instance_id TEXT PRIMARY KEY,
+  state TEXT NOT NULL,
+  reason TEXT NOT NULL,
+  nodes TEXT NOT NULL,
+  since TEXT NOT NULL
 );
 )sql";
 
@@ -425,6 +440,7 @@ Status Store::forgetInstance(const std::string& id, int64_t keep_op) {
           "(SELECT id FROM operations WHERE instance_id = ?1 AND id != ?2)",
           "DELETE FROM operations WHERE instance_id = ?1 AND id != ?2",
           "DELETE FROM bindings WHERE instance_id = ?1", "DELETE FROM ports WHERE instance_id = ?1",
+          "DELETE FROM events WHERE instance_id = ?1", "DELETE FROM health WHERE instance_id = ?1",
           "DELETE FROM instances WHERE id = ?1"}) {
       Stmt s(db_, sql);
       if (s.prepared() && sqlite3_bind_parameter_count(s.raw()) >= 2)
@@ -693,6 +709,92 @@ Status Store::releasePorts(const std::string& instance_id) {
   if (s.prepared())
     s.bind(1, instance_id);
   return s.run("releasing ports");
+}
+
+Status Store::addEvent(const std::string& instance_id, const std::string& kind,
+                       const std::string& message) {
+  return transaction([&]() -> Status {
+    std::string sql = fmt::format(
+        "INSERT INTO events (instance_id, at, kind, message) VALUES (?1, {}, ?2, ?3)", kNow);
+    Stmt insert(db_, sql.c_str());
+    if (insert.prepared())
+      insert.bind(1, instance_id).bind(2, kind).bind(3, message);
+    PGF_RETURN_IF_ERROR(insert.run("writing event"));
+    Stmt trim(db_,
+              "DELETE FROM events WHERE instance_id = ?1 AND id <= "
+              "(SELECT id FROM events WHERE instance_id = ?1 ORDER BY id DESC LIMIT 1 OFFSET ?2)");
+    if (trim.prepared())
+      trim.bind(1, instance_id).bind(2, int64_t{kEventsKept});
+    return trim.run("trimming events");
+  });
+}
+
+Result<std::vector<EventRecord>> Store::events(const std::string& instance_id, int limit) {
+  return read([&](sqlite3* db) -> Result<std::vector<EventRecord>> {
+    Stmt s(db,
+           "SELECT id, instance_id, at, kind, message FROM (SELECT * FROM events WHERE "
+           "instance_id = ?1 ORDER BY id DESC LIMIT ?2) ORDER BY id");
+    if (!s.prepared())
+      return sqlError(db, "reading events");
+    s.bind(1, instance_id).bind(2, int64_t{limit});
+    std::vector<EventRecord> out;
+    int rc;
+    while ((rc = s.step()) == SQLITE_ROW)
+      out.push_back({s.integer(0), s.text(1), s.text(2), s.text(3), s.text(4)});
+    if (rc != SQLITE_DONE)
+      return sqlError(db, "reading events");
+    return out;
+  });
+}
+
+Status Store::putHealth(const HealthRecord& h) {
+  std::lock_guard<std::recursive_mutex> lk(mu_);
+  std::string sql = fmt::format(
+      "INSERT INTO health (instance_id, state, reason, nodes, since) VALUES (?1, ?2, ?3, ?4, {}) "
+      "ON CONFLICT (instance_id) DO UPDATE SET since = CASE WHEN state = ?2 THEN since ELSE {} "
+      "END, state = ?2, reason = ?3, nodes = ?4",
+      kNow, kNow);
+  Stmt s(db_, sql.c_str());
+  if (s.prepared())
+    s.bind(1, h.instance_id).bind(2, h.state).bind(3, h.reason).bindJson(4, h.nodes);
+  return s.run("writing health");
+}
+
+namespace {
+
+Result<std::vector<HealthRecord>> queryHealth(sqlite3* db, const char* where,
+                                              const std::string& id) {
+  std::string sql =
+      fmt::format("SELECT instance_id, state, reason, nodes, since FROM health {}", where);
+  Stmt s(db, sql.c_str());
+  if (!s.prepared())
+    return sqlError(db, "reading health");
+  if (!id.empty())
+    s.bind(1, id);
+  std::vector<HealthRecord> out;
+  int rc;
+  while ((rc = s.step()) == SQLITE_ROW)
+    out.push_back({s.text(0), s.text(1), s.text(2), s.json(3), s.text(4)});
+  if (rc != SQLITE_DONE)
+    return sqlError(db, "reading health");
+  return out;
+}
+
+}  // namespace
+
+Result<std::optional<HealthRecord>> Store::health(const std::string& instance_id) {
+  return read([&](sqlite3* db) -> Result<std::optional<HealthRecord>> {
+    auto all = queryHealth(db, "WHERE instance_id = ?1", instance_id);
+    if (!all.ok())
+      return all.error();
+    if (all->empty())
+      return std::optional<HealthRecord>();
+    return std::optional<HealthRecord>(std::move(all->front()));
+  });
+}
+
+Result<std::vector<HealthRecord>> Store::healthAll() {
+  return read([&](sqlite3* db) { return queryHealth(db, "ORDER BY instance_id", ""); });
 }
 
 }  // namespace pgf

@@ -77,6 +77,25 @@ struct OperationRecord {
   std::string token() const;
 };
 
+// Something the broker noticed or did about an instance (self-healing: a process restarted, a
+// change of health), kept for operators: GET /pgfleet/v1/instances/:id and pgfleetctl show.
+struct EventRecord {
+  int64_t id = 0;
+  std::string instance_id;
+  std::string at;
+  std::string kind;     // "agent-restarted", "haproxy-restarted", "crash-loop", "health", ...
+  std::string message;  // one sentence: what happened and what was done
+};
+
+// An instance's health as the broker's supervisor last saw it.
+struct HealthRecord {
+  std::string instance_id;
+  std::string state;                               // "healthy", "recovering" or "degraded"
+  std::string reason;                              // what is missing ("" when healthy)
+  nlohmann::json nodes = nlohmann::json::array();  // [{name, agent, role, streaming}]
+  std::string since;                               // when `state` began
+};
+
 class Store {
  public:
   // Opens (creating if needed, mode 0600) the database at `path`.
@@ -124,6 +143,17 @@ class Store {
                                                   const std::function<bool(int port)>& in_use);
   Result<std::map<std::string, int>> ports(const std::string& instance_id);
   Status releasePorts(const std::string& instance_id);
+
+  // Records an event (now); an instance keeps its newest kEventsKept.
+  static constexpr int kEventsKept = 200;
+  Status addEvent(const std::string& instance_id, const std::string& kind,
+                  const std::string& message);
+  // The instance's newest `limit` events, oldest first.
+  Result<std::vector<EventRecord>> events(const std::string& instance_id, int limit);
+  // Writes the instance's health; `since` is set to now when the state changed (and ignored).
+  Status putHealth(const HealthRecord& health);
+  Result<std::optional<HealthRecord>> health(const std::string& instance_id);
+  Result<std::vector<HealthRecord>> healthAll();
 
  private:
   explicit Store(sqlite3* db);

@@ -45,27 +45,60 @@ std::string planOf(const json& instance) {
   return name.empty() ? text(instance, "plan_id") : name;
 }
 
-std::string nodesTable(const json& deployment) {
+// "healthy", "recovering", "degraded" or "" (not checked yet).
+std::string healthOf(const json& instance) {
+  return text(objectAt(instance, "health"), "state");
+}
+
+// The node's role as the supervisor last saw it ("primary", "replica (streaming)", "agent not
+// running"); "" when unknown.
+std::string roleOf(const json& health, const std::string& node) {
+  for (const auto& n : health.value("nodes", json::array())) {
+    if (!n.is_object() || text(n, "name") != node)
+      continue;
+    if (!n.value("agent", false))
+      return "agent not running";
+    const std::string role = text(n, "role");
+    if (role.empty())
+      return "PostgreSQL not running";
+    if (role == "replica")
+      return n.value("streaming", false) ? "replica (streaming)" : "replica (not streaming)";
+    return role;
+  }
+  return "";
+}
+
+std::string nodesTable(const json& deployment, const json& health) {
   TextTable table;
-  table.columns = {"Node", "PostgreSQL port", "REST API port"};
-  table.right_aligned = {false, true, true};
+  table.columns = {"Node", "PostgreSQL port", "REST API port", "Role"};
+  table.right_aligned = {false, true, true, false};
   for (const auto& n : deployment.value("nodes", json::array()))
     if (n.is_object())
-      table.rows.push_back({text(n, "name"), text(n, "pg_port"), text(n, "api_port")});
+      table.rows.push_back({text(n, "name"), text(n, "pg_port"), text(n, "api_port"),
+                            roleOf(health, text(n, "name"))});
   return table.rows.empty() ? "" : renderTable(table);
+}
+
+std::string eventsTable(const json& events) {
+  TextTable table;
+  table.columns = {"At", "Event", "What happened"};
+  for (const auto& e : events)
+    if (e.is_object())
+      table.rows.push_back({text(e, "at"), text(e, "kind"), text(e, "message")});
+  return table.rows.empty() ? "" : "\nEvents (newest last):\n" + renderTable(table);
 }
 
 }  // namespace
 
 std::string formatInstancesTable(const json& instances) {
   TextTable table;
-  table.columns = {"Instance", "Plan", "Nodes", "State", "Endpoint", "Created"};
-  table.right_aligned = {false, false, true, false, false, false};
+  table.columns = {"Instance", "Plan", "Nodes", "State", "Health", "Endpoint", "Created"};
+  table.right_aligned = {false, false, true, false, false, false, false};
   if (instances.is_array())
     for (const auto& i : instances)
       if (i.is_object())
         table.rows.push_back({text(i, "instance_id"), planOf(i), text(i, "nodes"), stateOf(i),
-                              endpointOf(i), text(i, "created_at")});
+                              healthOf(i), endpointOf(i), text(i, "created_at")});
   return renderTable(table);
 }
 
@@ -83,6 +116,13 @@ std::string formatInstance(const json& instance) {
       {"Updated", text(instance, "updated_at")}};
   if (const json mi = objectAt(instance, "maintenance_info"); !mi.empty())
     fields.emplace_back("Maintenance", text(mi, "version"));
+  const json health = objectAt(instance, "health");
+  if (!health.empty()) {
+    std::string line = text(health, "state") + " since " + text(health, "since");
+    if (!text(health, "reason").empty())
+      line += ": " + text(health, "reason");
+    fields.emplace_back("Health", line);
+  }
   const json op = objectAt(instance, "last_operation");
   if (!op.empty()) {
     std::string line = stateOf(instance);
@@ -118,7 +158,8 @@ std::string formatInstance(const json& instance) {
       bindings += (bindings.empty() ? "" : ", ") + text(b, "binding_id") +
                   (b.value("ready", true) ? "" : " (being made)");
   fields.emplace_back("Bindings", bindings.empty() ? "none" : bindings);
-  return renderFields(fields) + nodesTable(d);
+  return renderFields(fields) + nodesTable(d, health) +
+         eventsTable(instance.value("events", json::array()));
 }
 
 int runInstances(BrokerClient& broker, const VerbOutput& output) {

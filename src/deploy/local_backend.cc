@@ -267,6 +267,9 @@ InstanceHealth LocalBackend::health(const std::string& instance, const Deploymen
         conn.request("GET", "/patroni", {}, "", std::chrono::steady_clock::now() + Millis(2000));
     if (res.ok() && (res->status == 200 || res->status == 503)) {
       auto doc = nlohmann::json::parse(res->body, nullptr, false);
+      if (doc.is_object() && doc.contains("postmaster_start_time") &&
+          doc["postmaster_start_time"].is_string())
+        n.started = doc["postmaster_start_time"].get<std::string>();
       if (doc.is_object() && doc.value("state", "") == "running") {
         std::string role = doc.value("role", "");
         if (role == "master" || role == "primary") {

@@ -43,6 +43,7 @@ struct NodeHealth {
   bool agent_running = false;
   std::string role;  // "primary", "replica" or "" (not answering, or neither)
   bool streaming = false;
+  std::string started;  // when its PostgreSQL started (the agent's postmaster_start_time)
 };
 
 struct InstanceHealth {
@@ -69,6 +70,9 @@ class LocalBackend {
   Status destroy(const std::string& instance);
   // Restarts the agents and HAProxy of the instance that are not running.
   Status restartStopped(const std::string& instance, const DeploymentManifest& manifest);
+  // Starts one node's agent, or the instance's HAProxy, unless it runs already.
+  Status startAgent(const std::string& instance, const NodeManifest& node);
+  Status startHaproxy(const std::string& instance, const DeploymentManifest& manifest);
 
   std::string instanceDir(const std::string& instance) const;
   std::string nodeDir(const std::string& instance, const std::string& node) const;
@@ -78,8 +82,6 @@ class LocalBackend {
  private:
   explicit LocalBackend(LocalBackendOptions options);
   Status installAgent();
-  Status startAgent(const std::string& instance, const NodeManifest& node);
-  Status startHaproxy(const std::string& instance, const DeploymentManifest& manifest);
   Status forgetCluster(const std::string& scope);
 
   LocalBackendOptions options_;

@@ -162,6 +162,12 @@ std::string nodeListeningOn(const std::string& instances_dir, int pg_port) {
 }
 
 TEST_F(BrokerLifecycleTest, AClusterKeepsItsBoundUriThroughAFailoverAndTenantsStayApart) {
+  // Without self-healing: the killed agent would be started again within seconds, and would start
+  // its PostgreSQL again as the primary before its lease expires, with no failover to watch.
+  broker_.editConfig([](std::string& config) {
+    config.replace(config.find("broker:\n"), std::string("broker:\n").size(),
+                   "broker:\n  heal_interval: 0\n");
+  });
   ASSERT_NO_FATAL_FAILURE(startBroker());
   const std::string a = "/v2/service_instances/tenant-a";
   const std::string b = "/v2/service_instances/tenant-b";

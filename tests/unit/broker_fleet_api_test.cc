@@ -7,6 +7,7 @@
 
 #include <filesystem>
 #include <sstream>
+#include <thread>
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -104,6 +105,16 @@ class FleetApiTest : public ::testing::Test {
     b.ready = true;
     b.credentials = {{"password", kSecret}};
     ASSERT_TRUE(store_->putBinding(b).ok());
+    HealthRecord h;
+    h.instance_id = "shop";
+    h.state = "healthy";
+    h.nodes = json::array(
+        {{{"name", "node0"}, {"agent", true}, {"role", "primary"}},
+         {{"name", "node1"}, {"agent", false}, {"role", ""}},
+         {{"name", "node2"}, {"agent", true}, {"role", "replica"}, {"streaming", true}}});
+    ASSERT_TRUE(store_->putHealth(h).ok());
+    ASSERT_TRUE(
+        store_->addEvent("shop", "agent-restarted", "the agent of node1 was not running").ok());
 
     InstanceRecord s;
     s.id = "blog";
@@ -161,7 +172,8 @@ TEST_F(FleetApiTest, InstancesListsEveryInstanceWithItsPlanStateAndEndpoint) {
               HasSubstr("| blog     | single-small  |     1 | provision in progress | "));
   EXPECT_THAT(out_.str(), HasSubstr("| shop     | cluster-small |"));
   EXPECT_THAT(out_.str(),
-              HasSubstr("| provision succeeded   | 127.0.0.1:20000 (read-only 20001) |"));
+              HasSubstr("| provision succeeded   | healthy | 127.0.0.1:20000 (read-only 20001) |"));
+  EXPECT_THAT(out_.str(), HasSubstr("| provision in progress |         | "));
 }
 
 TEST_F(FleetApiTest, ShowHasTheDetailButNoSecret) {
@@ -191,12 +203,64 @@ TEST_F(FleetApiTest, ShowHasTheDetailButNoSecret) {
   EXPECT_THAT(text, HasSubstr("  requested by:  \"cloudfoundry\" {\"user_id\":\"u-1\"}\n"));
   EXPECT_THAT(text, HasSubstr("Read-only:       127.0.0.1:20001\n"));
   EXPECT_THAT(text, HasSubstr("Bindings:        app1\n"));
-  EXPECT_THAT(text, HasSubstr("| node2 |           20006 |         20007 |"));
+  EXPECT_THAT(text, HasSubstr("| node2 |           20006 |         20007 | replica (streaming) |"));
+  EXPECT_THAT(text, HasSubstr("| node0 |           20002 |         20003 | primary             |"));
+  EXPECT_THAT(text, HasSubstr("| node1 |           20004 |         20005 | agent not running   |"));
+  EXPECT_THAT(text, HasSubstr("Health:          healthy since 20"));
+  EXPECT_THAT(text, HasSubstr("Events (newest last):"));
+  EXPECT_THAT(text, HasSubstr("| agent-restarted | the agent of node1 was not running |"));
   EXPECT_THAT(text, Not(HasSubstr(kSecret)));
 
   err_.str("");
   EXPECT_EQ(ctl::runShow(broker, "nope", {ctl::OutputFormat::kPretty, out_, err_, false}), 1);
   EXPECT_EQ(err_.str(), "pgfleetctl: the broker has no instance \"nope\"\n");
+}
+
+TEST_F(FleetApiTest, HealthAndEventsAreShownAndMetricsCountInstancesByHealth) {
+  addInstances();
+  HttpRequest req;
+  req.method = "GET";
+  req.path = "/pgfleet/v1/instances/shop";
+  req.headers.emplace_back("authorization", ctl::basicAuthorization({"broker", kPassword}));
+  HttpReply shop = osb_->handle(req);
+  ASSERT_EQ(shop.status, 200);
+  auto doc = json::parse(shop.body);
+  EXPECT_EQ(doc["health"]["state"], "healthy");
+  EXPECT_EQ(doc["health"]["nodes"].size(), 3u);
+  ASSERT_EQ(doc["events"].size(), 1u);
+  EXPECT_EQ(doc["events"][0]["kind"], "agent-restarted");
+  req.path = "/pgfleet/v1/instances";
+  auto list = json::parse(osb_->handle(req).body)["instances"];
+  EXPECT_EQ(list[0]["health"], nullptr);              // blog: never checked
+  EXPECT_FALSE(list[1]["health"].contains("nodes"));  // only show has them
+  EXPECT_FALSE(list[1].contains("events"));
+
+  // A change of state moves `since`; the same state keeps it.
+  HealthRecord h{"shop", "recovering", "node1: agent not running", json::array(), ""};
+  ASSERT_TRUE(store_->putHealth(h).ok());
+  auto first = store_->health("shop");
+  ASSERT_TRUE(first.ok() && first->has_value());
+  std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  h.reason = "node1: replica not streaming";
+  ASSERT_TRUE(store_->putHealth(h).ok());
+  auto second = store_->health("shop");
+  ASSERT_TRUE(second.ok() && second->has_value());
+  EXPECT_EQ((*second)->reason, "node1: replica not streaming");
+  EXPECT_EQ((*second)->since, (*first)->since);
+
+  req.path = "/metrics";
+  HttpReply metrics = osb_->handle(req);
+  ASSERT_EQ(metrics.status, 200);
+  EXPECT_THAT(metrics.body, HasSubstr("pgfleet_broker_instances{state=\"recovering\"} 1\n"));
+  EXPECT_THAT(metrics.body, HasSubstr("pgfleet_broker_instances{state=\"provisioning\"} 1\n"));
+  EXPECT_THAT(metrics.body, HasSubstr("pgfleet_broker_instances{state=\"healthy\"} 0\n"));
+  EXPECT_THAT(metrics.body,
+              HasSubstr("pgfleet_instance_health{instance_id=\"shop\",state=\"recovering\"} 1\n"));
+  EXPECT_THAT(metrics.body,
+              HasSubstr("pgfleet_instance_health{instance_id=\"shop\",state=\"healthy\"} 0\n"));
+  EXPECT_THAT(metrics.body, Not(HasSubstr("instance_id=\"blog\"")));  // not ready
+  req.headers.clear();
+  EXPECT_EQ(osb_->handle(req).status, 401);  // the broker's authentication
 }
 
 TEST_F(FleetApiTest, TheEndpointsKeepTheBrokersAuthenticationButNeedNoApiVersion) {

@@ -318,6 +318,49 @@ TEST_F(StoreTest, AWriteSurvivesItsProcessDyingRightAfterIt) {
   EXPECT_EQ(unfinished->front().steps, std::vector<std::string>{"nodes started"});
 }
 
+TEST_F(StoreTest, EventsAreKeptNewestLastTrimmedAndRemovedWithTheirInstance) {
+  auto store = open();
+  ASSERT_TRUE(store);
+  ASSERT_TRUE(store->putInstance(instance("a")).ok());
+  ASSERT_TRUE(store->putInstance(instance("b")).ok());
+  for (int i = 0; i < Store::kEventsKept + 5; ++i)
+    ASSERT_TRUE(store->addEvent("a", "health", "event " + std::to_string(i)).ok());
+  ASSERT_TRUE(store->addEvent("b", "agent-restarted", "it's b's; 'quoted' \"text\"").ok());
+  auto last = store->events("a", 3);
+  ASSERT_TRUE(last.ok());
+  ASSERT_EQ(last->size(), 3u);
+  EXPECT_EQ((*last)[0].message, "event " + std::to_string(Store::kEventsKept + 2));
+  EXPECT_EQ((*last)[2].message, "event " + std::to_string(Store::kEventsKept + 4));
+  EXPECT_FALSE((*last)[2].at.empty());
+  auto all = store->events("a", 1000);
+  ASSERT_TRUE(all.ok());
+  EXPECT_EQ(all->size(), static_cast<size_t>(Store::kEventsKept));
+  EXPECT_EQ(all->front().message, "event 5");
+  auto b = store->events("b", 10);
+  ASSERT_TRUE(b.ok());
+  ASSERT_EQ(b->size(), 1u);
+  EXPECT_EQ(b->front().message, "it's b's; 'quoted' \"text\"");
+
+  HealthRecord h{"a", "degraded", "node1: agent not running", {{{"name", "node1"}}}, ""};
+  ASSERT_TRUE(store->putHealth(h).ok());
+  auto health = store->health("a");
+  ASSERT_TRUE(health.ok() && health->has_value());
+  EXPECT_EQ((*health)->state, "degraded");
+  EXPECT_EQ((*health)->nodes, h.nodes);
+  EXPECT_FALSE((*health)->since.empty());
+
+  ASSERT_TRUE(store->deleteInstance("a").ok());
+  auto gone = store->events("a", 10);
+  ASSERT_TRUE(gone.ok());
+  EXPECT_TRUE(gone->empty());
+  auto no_health = store->health("a");
+  ASSERT_TRUE(no_health.ok());
+  EXPECT_FALSE(no_health->has_value());
+  auto kept = store->events("b", 10);
+  ASSERT_TRUE(kept.ok());
+  EXPECT_EQ(kept->size(), 1u);
+}
+
 TEST_F(StoreTest, ANewerSchemaIsRefused) {
   {
     auto store = open();
