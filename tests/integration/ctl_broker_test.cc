@@ -15,6 +15,7 @@
 #include "common/process.h"
 #include "postgres/pg_connection.h"
 #include "support/broker_process.h"
+#include "support/local_cluster.h"
 #include "support/ports.h"
 
 namespace pgf::testing {
@@ -71,10 +72,18 @@ TEST_F(CtlBrokerTest, AnInstanceFromCreateToDeleteThroughPgfleetctl) {
   EXPECT_EQ(again.exit_code, 0) << again.output;
   EXPECT_THAT(again.output, HasSubstr("it already exists, with the same plan and parameters"));
 
+  // The supervisor judges the instance within its interval (2 s).
   auto list = ctl({"instances"});
-  ASSERT_EQ(list.exit_code, 0) << list.output;
-  EXPECT_THAT(list.output, HasSubstr("| it-1     | single-small |     1 | provision succeeded | "
-                                     "127.0.0.1:"));
+  EXPECT_TRUE(waitUntil(
+      [&] {
+        list = ctl({"instances"});
+        return list.exit_code == 0 &&
+               list.output.find(
+                   "| it-1     | single-small |     1 | provision succeeded | "
+                   "healthy | 127.0.0.1:") != std::string::npos;
+      },
+      Millis(10000)))
+      << list.output;
   auto list_json = ctl({"instances", "-f", "json"});
   ASSERT_EQ(list_json.exit_code, 0) << list_json.output;
   auto instances = json::parse(list_json.output);
