@@ -6,6 +6,7 @@
 #include <spdlog/spdlog.h>
 
 #include "agent/peer_status.h"
+#include "common/dir_watcher.h"
 #include "common/log.h"
 #include "common/process.h"
 #include "ha/divergence.h"
@@ -183,6 +184,13 @@ int Agent::run() {
   fence_thread_ = std::thread([this] { fenceLoop(); });
   keeper_thread_ = std::thread([this] { keeperLoop(); });
   ExitWatcher postmaster_watch([this] { dcs_->wake(); });
+  // A data directory removed under the server wakes the loop at once (see probe()).
+  std::atomic<bool> data_dir_gone{false};
+  DirWatcher data_dir_watch([this, &data_dir_gone] {
+    spdlog::warn("the data directory was removed or renamed");
+    data_dir_gone = true;
+    dcs_->wake();
+  });
 
   bool first_cycle = true;
   while (!stop_) {
@@ -209,6 +217,7 @@ int Agent::run() {
     // (the exit watcher wakes the wait: a crashed server is restarted without waiting for the next
     // loop), or a stop is requested.
     postmaster_watch.watch(postmaster);
+    data_dir_watch.watch(config_.postgresql.data_dir);
     while (!stop_) {
       auto now = clock_.now();
       auto next = nextCycleAt();
@@ -225,6 +234,8 @@ int Agent::run() {
         spdlog::warn("postgresql (pid {}) exited", postmaster);
         break;
       }
+      if (data_dir_gone.exchange(false))
+        break;
     }
   }
   shutdown();
