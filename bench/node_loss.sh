@@ -102,7 +102,7 @@ for run in $(seq 1 "$BENCH_RUNS"); do
 done
 
 for role in replica primary; do
-  jq -s --arg k "$role" '
+  jq -s -c --arg k "$role" '
     [ .[] | select(.type == "run" and .killed == $k and .ok == true) ] as $runs
     | def med(f): ([ $runs[] | f | select(. != null) ] | sort
         | if length == 0 then null elif length % 2 == 1 then .[(length - 1) / 2]

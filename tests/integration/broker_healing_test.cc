@@ -26,13 +26,6 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 using std::chrono::seconds;
 
-pid_t readPid(const std::string& path) {
-  std::ifstream in(path);
-  pid_t pid = 0;
-  in >> pid;
-  return pid;
-}
-
 class BrokerHealingTest : public BrokerTest {
  protected:
   json instance(const std::string& id) { return call("GET", "/pgfleet/v1/instances/" + id).body; }
@@ -134,24 +127,24 @@ TEST_F(BrokerHealingTest, AClusterHealsKilledProcessesAndLostDataDirectoriesWith
   const int leader = nodeWhere("f");
   ASSERT_GE(leader, 0);
   const std::string leader_dir = fmt::format("{}/node{}", dir_, leader);
-  const pid_t postmaster = readPid(leader_dir + "/data/postmaster.pid");
-  const pid_t agent = readPid(leader_dir + "/agent.pid");
-  const pid_t haproxy = readPid(dir_ + "/haproxy.pid");
+  const pid_t postmaster = pidIn(leader_dir + "/data/postmaster.pid");
+  const pid_t agent = pidIn(leader_dir + "/agent.pid");
+  const pid_t haproxy = pidIn(dir_ + "/haproxy.pid");
   ASSERT_GT(agent, 1);
   ASSERT_GT(haproxy, 1);
   signalProcess(agent, SIGKILL);
   signalProcess(haproxy, SIGKILL);
   EXPECT_TRUE(waitUntil(
       [&] {
-        const pid_t a = readPid(leader_dir + "/agent.pid");
-        const pid_t h = readPid(dir_ + "/haproxy.pid");
+        const pid_t a = pidIn(leader_dir + "/agent.pid");
+        const pid_t h = pidIn(dir_ + "/haproxy.pid");
         return a != agent && processAlive(a) && h != haproxy && processAlive(h);
       },
       Millis(seconds(30))))
       << brokerLog();
   EXPECT_TRUE(waitUntil([&] { return insertThroughUri(101); }, Millis(seconds(30))));
   std::this_thread::sleep_for(seconds(20));  // past the ttl (15 s) of the killed agent's lease
-  EXPECT_EQ(readPid(leader_dir + "/data/postmaster.pid"), postmaster);
+  EXPECT_EQ(pidIn(leader_dir + "/data/postmaster.pid"), postmaster);
   EXPECT_TRUE(processAlive(postmaster));
   EXPECT_EQ(nodeWhere("f"), leader);
   EXPECT_TRUE(waitHealth("heal-c", "healthy", Millis(seconds(60)))) << healing("heal-c");
@@ -230,7 +223,7 @@ TEST_F(BrokerHealingTest, AnAgentThatKeepsDyingIsACrashLoopAndTheInstanceDegrade
     std::ofstream out(config, std::ios::trunc);
     out << "scope: [this is not a configuration\n";
   }
-  signalProcess(readPid(dir_ + "/node0/agent.pid"), SIGKILL);
+  signalProcess(pidIn(dir_ + "/node0/agent.pid"), SIGKILL);
   EXPECT_TRUE(waitUntil([&] { return hasEvent("heal-s", "crash-loop"); }, Millis(seconds(90))))
       << healing("heal-s") << brokerLog();
   EXPECT_TRUE(waitHealth("heal-s", "degraded", Millis(seconds(10)))) << healing("heal-s");

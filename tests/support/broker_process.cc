@@ -25,12 +25,6 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 using std::chrono::seconds;
 
-pid_t pidIn(const fs::path& file) {
-  std::ifstream in(file);
-  pid_t pid = 0;
-  return in >> pid && pid > 1 ? pid : 0;
-}
-
 }  // namespace
 
 void BrokerProcess::setUp() {
@@ -214,6 +208,12 @@ json provisionBody(const std::string& plan, json parameters) {
 
 std::string deleteQuery(const std::string& plan) {
   return fmt::format("?service_id={}&plan_id={}&accepts_incomplete=true", kService, plan);
+}
+
+pid_t pidIn(const std::string& file) {
+  std::ifstream in(file);
+  pid_t pid = 0;
+  return in >> pid && pid > 1 ? pid : 0;
 }
 
 Result<PgConnection> connectWith(const json& credentials, bool read_only) {

@@ -88,6 +88,8 @@ nlohmann::json provisionBody(const std::string& plan,
                              nlohmann::json parameters = nlohmann::json::object());
 // "?service_id=...&plan_id=...&accepts_incomplete=true" for a DELETE of an instance of `plan`.
 std::string deleteQuery(const std::string& plan);
+// The pid a PID file holds (its first number); 0 when there is none.
+pid_t pidIn(const std::string& file);
 // A connection with a binding's credentials, to its read-write or read-only endpoint.
 Result<PgConnection> connectWith(const nlohmann::json& credentials, bool read_only = false);
 
