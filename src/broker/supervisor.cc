@@ -3,6 +3,8 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "broker/osb_api.h"
+
 namespace pgf {
 namespace {
 
@@ -133,9 +135,10 @@ Supervisor::Counters Supervisor::counters() const {
 
 void Supervisor::event(const std::string& instance_id, const std::string& kind,
                        const std::string& message) {
-  spdlog::warn("instance {}: {}", instance_id, message);
+  spdlog::warn("instance {}: {}", jsonQuoted(instance_id), message);
   if (Status st = store_.addEvent(instance_id, kind, message); !st.ok())
-    spdlog::error("recording an event of instance {}: {}", instance_id, st.error().message);
+    spdlog::error("recording an event of instance {}: {}", jsonQuoted(instance_id),
+                  st.error().message);
 }
 
 void Supervisor::checkAll() {
@@ -216,7 +219,7 @@ bool Supervisor::restartDead(const std::string& instance_id, const std::string& 
 void Supervisor::check(const InstanceRecord& r, MonoTime now) {
   auto manifest = manifest_of_(r);
   if (!manifest.ok()) {
-    spdlog::error("supervisor: instance {}: {}", r.id, manifest.error().message);
+    spdlog::error("supervisor: instance {}: {}", jsonQuoted(r.id), manifest.error().message);
     return;
   }
   const std::string name = r.deployment.value("name", "");
@@ -273,7 +276,7 @@ void Supervisor::check(const InstanceRecord& r, MonoTime now) {
   }
   HealthRecord record{r.id, state, reason, nodes, ""};
   if (Status st = store_.putHealth(record); !st.ok()) {
-    spdlog::error("supervisor: instance {}: {}", r.id, st.error().message);
+    spdlog::error("supervisor: instance {}: {}", jsonQuoted(r.id), st.error().message);
     return;  // tried again at the next pass
   }
   t.state = state;
