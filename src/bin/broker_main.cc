@@ -138,7 +138,23 @@ int main(int argc, char** argv) {
   service = &instances;
   if (config.heal_interval_seconds > 0)
     instances.setSupervisor(&supervisor);
+  // Pools of pre-provisioned instances, for the plans whose strategy is pool or hybrid. Declared
+  // after the service: stopped (its builds cancelled) before the service goes.
+  pgf::PoolHooks hooks;
+  hooks.create = [&instances](const pgf::Plan& plan) { return instances.createPooled(plan); };
+  hooks.build = [&instances](const std::string& id, const std::atomic<bool>& cancel) {
+    return instances.buildPooled(id, cancel);
+  };
+  hooks.destroy = [&instances](const std::string& id) { return instances.destroyPooled(id); };
+  pgf::PoolKeeper pool(config.catalog, **store, hooks);
+  instances.setPool(&pool);
   instances.resumeUnfinished();
+  pool.start();
+  for (const auto& plan : config.catalog.plans)
+    if (plan.provisioning.pooled())
+      spdlog::info("plan {}: {} with a pool of {} (built {} at a time)", plan.name,
+                   pgf::strategyName(plan.provisioning.strategy), plan.provisioning.pool_size,
+                   plan.provisioning.refill_concurrency);
   if (config.heal_interval_seconds > 0) {
     supervisor.start();
     spdlog::info("self-healing: every instance checked every {} s", config.heal_interval_seconds);
@@ -155,6 +171,7 @@ int main(int argc, char** argv) {
 
   pgf::FleetApi fleet(config.catalog, **store);
   fleet.setSupervisor(&supervisor);
+  fleet.setPool(&pool);
   pgf::OsbApi api(config.catalog, config.username, config.password, &instances, &fleet);
   pgf::HttpServerOptions server_options;
   // Binds and unbinds run deferred, one at a time per instance (its claim): a platform binding
@@ -175,6 +192,7 @@ int main(int argc, char** argv) {
   spdlog::info("received signal {}: shutting down", sig);
   supervisor.stop();
   server.stop();
+  pool.stop();
   spdlog::info("stopped");
   return 0;
 }

@@ -1,6 +1,6 @@
 // pgfleetctl: cluster operations from the operator's terminal, with patronictl's verbs and options,
-// and the broker's verbs (catalog, create, update, delete, bind, unbind, instances, show). Each
-// verb lives in src/ctl/; this file only parses the command line.
+// and the broker's verbs (catalog, create, update, delete, bind, unbind, instances, show, pools).
+// Each verb lives in src/ctl/; this file only parses the command line.
 #include <algorithm>
 #include <functional>
 #include <iostream>
@@ -129,12 +129,15 @@ class BrokerVerbs {
     instances_ = app.add_subcommand("instances", "list the broker's service instances");
     show_ = app.add_subcommand("show", "show one service instance in detail");
     show_->add_option("instance-id", instance_id_, "the instance's id")->required();
-    for (auto* verb : {catalog_, create_, update_, delete_, bind_, unbind_, instances_, show_})
+    pools_ = app.add_subcommand("pools", "show the pools of pre-provisioned instances");
+    for (auto* verb :
+         {catalog_, create_, update_, delete_, bind_, unbind_, instances_, show_, pools_})
       addFormat(verb, format);
   }
 
   bool parsed() const {
-    for (auto* verb : {catalog_, create_, update_, delete_, bind_, unbind_, instances_, show_})
+    for (auto* verb :
+         {catalog_, create_, update_, delete_, bind_, unbind_, instances_, show_, pools_})
       if (verb->parsed())
         return true;
     return false;
@@ -168,6 +171,8 @@ class BrokerVerbs {
         return pgf::ctl::runUnbind(broker, instance_id_, binding_id_, output);
       if (instances_->parsed())
         return pgf::ctl::runInstances(broker, output);
+      if (pools_->parsed())
+        return pgf::ctl::runPools(broker, output);
       return pgf::ctl::runShow(broker, instance_id_, output);
     });
   }
@@ -181,6 +186,7 @@ class BrokerVerbs {
   CLI::App* unbind_ = nullptr;
   CLI::App* instances_ = nullptr;
   CLI::App* show_ = nullptr;
+  CLI::App* pools_ = nullptr;
   pgf::ctl::CreateRequest create_request_;
   pgf::ctl::UpdateRequest update_request_;
   std::vector<std::string> settings_;

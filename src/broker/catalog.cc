@@ -2,6 +2,7 @@
 
 #include <cctype>
 #include <set>
+#include <tuple>
 
 #include <fmt/format.h>
 
@@ -166,6 +167,43 @@ Status readTiming(const YAML::Node& node, const std::string& path, Plan& p,
   return okStatus();
 }
 
+// provisioning: {strategy, pool_size, refill_concurrency}.
+Status readProvisioning(const YAML::Node& node, const std::string& path, Provisioning& p,
+                        std::vector<std::string>& warnings) {
+  if (!yaml::isSet(node))
+    return okStatus();
+  PGF_RETURN_IF_ERROR(yaml::expectMap(node, path));
+  yaml::warnUnknownKeys(node, path, {"strategy", "pool_size", "refill_concurrency"}, warnings);
+  std::string strategy = "on_demand";
+  PGF_RETURN_IF_ERROR(yaml::optString(node, "strategy", path, strategy));
+  if (strategy == "on_demand")
+    p.strategy = ProvisioningStrategy::kOnDemand;
+  else if (strategy == "pool")
+    p.strategy = ProvisioningStrategy::kPool;
+  else if (strategy == "hybrid")
+    p.strategy = ProvisioningStrategy::kHybrid;
+  else
+    return configError(yaml::joinPath(path, "strategy"),
+                       fmt::format("must be on_demand, pool or hybrid, got \"{}\"", strategy));
+  for (auto [key, value, low, high] :
+       {std::tuple{"pool_size", &p.pool_size, 0, 100},
+        std::tuple{"refill_concurrency", &p.refill_concurrency, 1, 16}}) {
+    if (auto n = yaml::child(node, key); yaml::isSet(n)) {
+      const std::string where = yaml::joinPath(path, key);
+      auto v = yaml::readInt(n, where);
+      if (!v.ok())
+        return v.error();
+      if (*v < low || *v > high)
+        return configError(where, fmt::format("must be {} to {}, got {}", low, high, *v));
+      *value = static_cast<int>(*v);
+    }
+  }
+  if (p.pooled() && p.pool_size < 1)
+    return configError(yaml::joinPath(path, "pool_size"),
+                       fmt::format("must be at least 1 with strategy {}", strategy));
+  return okStatus();
+}
+
 Result<Plan> readPlan(const YAML::Node& node, const std::string& path,
                       std::vector<std::string>& warnings) {
   if (!node.IsMap())
@@ -173,7 +211,7 @@ Result<Plan> readPlan(const YAML::Node& node, const std::string& path,
   yaml::warnUnknownKeys(
       node, path,
       {"id", "name", "description", "nodes", "synchronous_mode", "timing", "resources",
-       "parameters", "schema", "maintenance_info", "free", "bullets", "template"},
+       "parameters", "schema", "maintenance_info", "free", "bullets", "template", "provisioning"},
       warnings);
   Plan p;
   PGF_RETURN_IF_ERROR(readText(node, "id", path, true, p.id));
@@ -223,6 +261,9 @@ Result<Plan> readPlan(const YAML::Node& node, const std::string& path,
       return v.error();
     p.bullets = std::move(v).value();
   }
+  PGF_RETURN_IF_ERROR(readProvisioning(yaml::child(node, "provisioning"),
+                                       yaml::joinPath(path, "provisioning"), p.provisioning,
+                                       warnings));
   return p;
 }
 
@@ -279,6 +320,18 @@ bool isSemVer(std::string_view text) {
     return false;
   return number(core.substr(0, d1)) && number(core.substr(d1 + 1, d2 - d1 - 1)) &&
          number(core.substr(d2 + 1));
+}
+
+std::string_view strategyName(ProvisioningStrategy strategy) {
+  switch (strategy) {
+    case ProvisioningStrategy::kOnDemand:
+      return "on_demand";
+    case ProvisioningStrategy::kPool:
+      return "pool";
+    case ProvisioningStrategy::kHybrid:
+      return "hybrid";
+  }
+  return "on_demand";
 }
 
 const Plan* Catalog::planById(std::string_view id) const {

@@ -24,6 +24,22 @@ struct PlanResources {
   int64_t disk_quota_mb = 0;  // 0: no quota
 };
 
+// How a plan's instances are made (`provisioning:` of a plan).
+enum class ProvisioningStrategy {
+  kOnDemand,  // built when asked for
+  kPool,      // only taken from the pool: a provision with an empty pool waits for the next one
+  kHybrid,    // taken from the pool when it has one ready, built on demand otherwise
+};
+
+std::string_view strategyName(ProvisioningStrategy strategy);  // "on_demand", "pool", "hybrid"
+
+struct Provisioning {
+  ProvisioningStrategy strategy = ProvisioningStrategy::kOnDemand;
+  int pool_size = 0;           // ready instances the pool keeps (pool and hybrid)
+  int refill_concurrency = 1;  // pooled instances built at once
+  bool pooled() const { return strategy != ProvisioningStrategy::kOnDemand; }
+};
+
 struct Plan {
   std::string id;  // stable forever: platforms track plans by id
   std::string name;
@@ -47,6 +63,7 @@ struct Plan {
   // The mustache template (in the broker's templates directory) that renders an instance's
   // deployment manifest.
   std::string template_file = "postgresql.yaml.mustache";
+  Provisioning provisioning;
 };
 
 struct Catalog {

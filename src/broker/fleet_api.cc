@@ -99,6 +99,8 @@ HttpReply FleetApi::metrics() const {
       {"healthy", 0}, {"recovering", 0}, {"degraded", 0}, {"unknown", 0}, {"provisioning", 0}};
   std::string per_instance;
   for (const auto& r : *records) {
+    if (!r.pool.empty())
+      continue;  // shown under its pool
     std::string state = !r.ready               ? "provisioning"
                         : state_of.count(r.id) ? state_of[r.id]
                                                : "unknown";
@@ -137,13 +139,47 @@ HttpReply FleetApi::metrics() const {
         "pgfleet_broker_crash_loops_total {}\n",
         c.passes, c.agent_restarts, c.haproxy_restarts, c.failed_restarts, c.crash_loops);
   }
+  if (pool_ != nullptr) {
+    auto pools = pool_->status();
+    if (!pools.ok())
+      return storeFailure(pools.error());
+    std::string size, instances, claims, misses, failures;
+    for (const auto& p : *pools) {
+      const std::string plan = labelValue(p.plan_name.empty() ? p.plan_id : p.plan_name);
+      size += fmt::format("pgfleet_pool_size{{plan=\"{}\"}} {}\n", plan, p.size);
+      instances +=
+          fmt::format("pgfleet_pool_instances{{plan=\"{}\",state=\"ready\"}} {}\n", plan, p.ready);
+      instances += fmt::format("pgfleet_pool_instances{{plan=\"{}\",state=\"building\"}} {}\n",
+                               plan, p.building);
+      claims += fmt::format("pgfleet_pool_claims_total{{plan=\"{}\"}} {}\n", plan, p.claims);
+      misses += fmt::format("pgfleet_pool_misses_total{{plan=\"{}\"}} {}\n", plan, p.misses);
+      failures += fmt::format("pgfleet_pool_build_failures_total{{plan=\"{}\"}} {}\n", plan,
+                              p.build_failures);
+    }
+    text +=
+        "# HELP pgfleet_pool_size Ready instances each plan's pool keeps.\n"
+        "# TYPE pgfleet_pool_size gauge\n" +
+        size +
+        "# HELP pgfleet_pool_instances Pooled instances, ready or being built.\n"
+        "# TYPE pgfleet_pool_instances gauge\n" +
+        instances +
+        "# HELP pgfleet_pool_claims_total Provisions served from the pool.\n"
+        "# TYPE pgfleet_pool_claims_total counter\n" +
+        claims +
+        "# HELP pgfleet_pool_misses_total Provisions that found the pool empty.\n"
+        "# TYPE pgfleet_pool_misses_total counter\n" +
+        misses +
+        "# HELP pgfleet_pool_build_failures_total Pooled instances that could not be built.\n"
+        "# TYPE pgfleet_pool_build_failures_total counter\n" +
+        failures;
+  }
   return HttpReply{200, "text/plain; version=0.0.4", text, {}};
 }
 
 HttpReply FleetApi::handle(const HttpRequest& req) const {
   const std::string_view rest = std::string_view(req.path).substr(kFleetApiPrefix.size());
   const std::string_view collection = "instances";
-  if (rest != collection && rest.rfind("instances/", 0) != 0)
+  if (rest != collection && rest != "pools" && rest.rfind("instances/", 0) != 0)
     return osbError(404, "",
                     fmt::format("no such endpoint: {} {}", req.method, json(req.path).dump()));
   if (req.method != "GET") {
@@ -151,6 +187,8 @@ HttpReply FleetApi::handle(const HttpRequest& req) const {
     r.headers["Allow"] = "GET";
     return r;
   }
+  if (rest == "pools")
+    return pools();
   if (rest == collection)
     return list();
   const std::string id(rest.substr(collection.size() + 1));
@@ -176,6 +214,8 @@ Result<json> FleetApi::describe(const InstanceRecord& r, bool detail) const {
               {"created_at", r.created_at},
               {"updated_at", r.updated_at},
               {"deployment", deploymentJson(r, plan)}};
+  if (!r.pool.empty())
+    out["pool"] = r.pool;
   if (!r.maintenance_version.empty())
     out["maintenance_info"] = {{"version", r.maintenance_version}};
   auto last = store_.lastOperation(r.id);
@@ -213,6 +253,8 @@ HttpReply FleetApi::list() const {
             [](const InstanceRecord& a, const InstanceRecord& b) { return a.id < b.id; });
   json items = json::array();
   for (const auto& r : *records) {
+    if (!r.pool.empty())
+      continue;  // listed under its pool
     auto item = describe(r, false);
     if (!item.ok())
       return storeFailure(item.error());
@@ -231,6 +273,28 @@ HttpReply FleetApi::one(const std::string& id) const {
   if (!item.ok())
     return storeFailure(item.error());
   return jsonReply(200, *item);
+}
+
+HttpReply FleetApi::pools() const {
+  json items = json::array();
+  if (pool_ != nullptr) {
+    auto pools = pool_->status();
+    if (!pools.ok())
+      return storeFailure(pools.error());
+    for (const auto& p : *pools)
+      items.push_back({{"plan_id", p.plan_id},
+                       {"plan_name", p.plan_name.empty() ? json(nullptr) : json(p.plan_name)},
+                       {"strategy", std::string(strategyName(p.strategy))},
+                       {"size", p.size},
+                       {"refill_concurrency", p.refill_concurrency},
+                       {"ready", p.ready},
+                       {"building", p.building},
+                       {"instances", p.members},
+                       {"claims", p.claims},
+                       {"misses", p.misses},
+                       {"build_failures", p.build_failures}});
+  }
+  return jsonReply(200, {{"pools", items}});
 }
 
 }  // namespace pgf

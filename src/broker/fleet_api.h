@@ -7,8 +7,13 @@
 //   GET /pgfleet/v1/instances/:id   200 <instance> with its bindings, the last operation's
 //                                   journal, its health by node and its newest events; 404 when
 //                                   the store does not know the id
+//   GET /pgfleet/v1/pools           200 {"pools": [<pool>, ...]}: each pooled plan's strategy,
+//                                   size, ready and building instances, claims and misses
 //   GET /metrics                    Prometheus text: instances by health, each instance's health,
-//                                   the supervisor's restarts and crash loops
+//                                   the supervisor's restarts and crash loops, the pools
+//
+// Pooled instances (owned by no tenant yet) are listed under their pool, not among the
+// instances; /pgfleet/v1/instances/:id shows one by its pool id.
 //
 // Built from the store only (no backend or database call), so it answers fast and also while an
 // instance's nodes are down. Never: return a secret (passwords, credentials, the deployment's
@@ -16,6 +21,7 @@
 #pragma once
 
 #include "broker/catalog.h"
+#include "broker/pool.h"
 #include "broker/store.h"
 #include "broker/supervisor.h"
 #include "common/http_server.h"
@@ -30,6 +36,8 @@ class FleetApi {
 
   // The supervisor whose counters /metrics shows (may stay null).
   void setSupervisor(const Supervisor* supervisor) { supervisor_ = supervisor; }
+  // The pools /pgfleet/v1/pools and /metrics show (may stay null: no pools).
+  void setPool(const PoolKeeper* pool) { pool_ = pool; }
   static constexpr int kEventsShown = 50;
 
   // Answers a request whose path starts with kFleetApiPrefix (authentication already checked).
@@ -43,10 +51,12 @@ class FleetApi {
  private:
   HttpReply list() const;
   HttpReply one(const std::string& id) const;
+  HttpReply pools() const;
 
   const Catalog& catalog_;
   Store& store_;
   const Supervisor* supervisor_ = nullptr;
+  const PoolKeeper* pool_ = nullptr;
 };
 
 }  // namespace pgf

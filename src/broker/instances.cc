@@ -260,10 +260,12 @@ HttpReply InstanceService::provision(const std::string& id, const HttpRequest& r
   HttpReply out;
   out.deferred = [this, id, doc = std::move(*body), params, plan, service_id, plan_id,
                   request = requestRecord(req)]() -> HttpReply {
-    std::lock_guard<std::mutex> lk(mu_);
+    std::unique_lock<std::mutex> lk(mu_);
     auto existing = store_.instance(id);
     if (!existing.ok())
       return storeFailure(existing.error());
+    if (existing->has_value() && !(*existing)->pool.empty())
+      return osbError(409, "", "this id is taken by one of the broker's pooled instances");
     if (existing->has_value()) {
       const InstanceRecord& r = **existing;
       if (!sameProvision(r, doc))
@@ -289,12 +291,8 @@ HttpReply InstanceService::provision(const std::string& id, const HttpRequest& r
     r.organization_guid = stringField(doc, "organization_guid");
     r.space_guid = stringField(doc, "space_guid");
     r.maintenance_version = plan->maintenance_version;
-    // Everything that must never change once made is decided now and committed with the instance.
-    r.deployment = {{"name", randomName("pgf-", 10)},
-                    {"superuser_password", randomSecret()},
-                    {"replication_password", randomSecret()},
-                    {"rewind_password", randomSecret()},
-                    {"database", params.value("database", kDefaultDatabase)},
+    // What the tenant asked for; made at the end of the provision (or of the claim).
+    r.deployment = {{"database", params.value("database", kDefaultDatabase)},
                     {"owner_role", kOwnerRole},
                     {"extensions", params.value("extensions", json::array())}};
     OperationRecord op;
@@ -302,6 +300,54 @@ HttpReply InstanceService::provision(const std::string& id, const HttpRequest& r
     op.instance_id = id;
     op.description = "provisioning";
     op.request = request;
+
+    if (plan->provisioning.pooled() && pool_ != nullptr) {
+      // Taken from the pool: the claim and the operation are one transaction.
+      auto claimed = claimPooled(r, [&]() -> Status {
+        auto begun = store_.beginOperation(op);
+        if (!begun.ok())
+          return begun.error();
+        op.id = *begun;
+        return store_.journal(op.id, "taken from the pool");
+      });
+      if (!claimed.ok())
+        return storeFailure(claimed.error());
+      if (*claimed) {
+        pool_->noteClaim(plan_id);
+        pool_->wake();
+        spdlog::info("provisioning instance {} ({}, plan {}) from the pool{}", jsonQuoted(id),
+                     r.deployment.value("name", ""), plan->name,
+                     requestedBy(op.request.value("by", json())));
+        killPoint("taken from the pool");
+        std::shared_future<void> done = startWorker(id, op.id, OpKind::kProvision);
+        // What is left (the database, its owner and extensions, a write) takes a fraction of a
+        // second: answered once it is done, the first poll says `succeeded`.
+        lk.unlock();
+        done.wait_for(options_.claim_wait);
+        return reply(202, {{"operation", op.token()}});
+      }
+      pool_->noteMiss(plan_id);
+      pool_->wake();
+      if (plan->provisioning.strategy == ProvisioningStrategy::kPool) {
+        // Only the pool makes this plan's instances: the worker waits for its next one.
+        auto op_id = store_.beginOperation(op, [&] { return store_.putInstance(r); });
+        if (!op_id.ok())
+          return storeFailure(op_id.error());
+        op.id = *op_id;
+        spdlog::info("provisioning instance {} (plan {}): waiting for the pool{}", jsonQuoted(id),
+                     plan->name, requestedBy(op.request.value("by", json())));
+        killPoint("provision begun");
+        startWorker(id, op.id, OpKind::kProvision);
+        return reply(202, {{"operation", op.token()}});
+      }
+    }
+
+    // Built on demand. Everything that must never change once made is decided now and committed
+    // with the instance.
+    r.deployment["name"] = randomName("pgf-", 10);
+    r.deployment["superuser_password"] = randomSecret();
+    r.deployment["replication_password"] = randomSecret();
+    r.deployment["rewind_password"] = randomSecret();
     auto op_id = store_.beginOperation(op, [&] { return store_.putInstance(r); });
     if (!op_id.ok())
       return storeFailure(op_id.error());
@@ -322,7 +368,8 @@ Status InstanceService::journal(int64_t op_id, const std::string& step) {
   return okStatus();
 }
 
-void InstanceService::startWorker(const std::string& instance_id, int64_t op_id, OpKind kind) {
+std::shared_future<void> InstanceService::startWorker(const std::string& instance_id, int64_t op_id,
+                                                      OpKind kind) {
   // Called with mu_ held. The instance's previous worker (a provision a deprovision halts, or one
   // that has finished) is cancelled here and joined by the new one before it starts, so that a
   // request never waits for it and the two never overlap.
@@ -335,8 +382,10 @@ void InstanceService::startWorker(const std::string& instance_id, int64_t op_id,
   Worker w;
   w.cancel = std::make_shared<std::atomic<bool>>(false);
   auto cancel = w.cancel;
+  auto finished = std::make_shared<std::promise<void>>();
+  std::shared_future<void> done = finished->get_future().share();
   w.thread = std::thread(
-      [this, instance_id, op_id, kind, cancel, previous = std::move(previous)]() mutable {
+      [this, instance_id, op_id, kind, cancel, finished, previous = std::move(previous)]() mutable {
         if (previous.joinable())
           previous.join();
         if (supervisor_ != nullptr)
@@ -347,8 +396,54 @@ void InstanceService::startWorker(const std::string& instance_id, int64_t op_id,
           runDeprovision(instance_id, op_id);
         if (supervisor_ != nullptr)
           supervisor_->release(instance_id);
+        finished->set_value();
       });
   workers_[instance_id] = std::move(w);
+  return done;
+}
+
+Status InstanceService::startNodes(InstanceRecord& r, const Plan& plan, int64_t op_id,
+                                   const std::atomic<bool>& cancel) {
+  auto step = [&](const std::string& done) {
+    return op_id > 0 ? journal(op_id, done) : okStatus();
+  };
+  const std::string name = r.deployment.value("name", "");
+  // Ports: kept in the store before anything listens on them.
+  std::vector<std::string> purposes = {"rw"};
+  if (plan.nodes > 1)
+    purposes.push_back("ro");
+  for (int i = 0; i < plan.nodes; ++i) {
+    purposes.push_back(fmt::format("pg{}", i));
+    purposes.push_back(fmt::format("api{}", i));
+  }
+  auto ports = store_.reservePorts(r.id, purposes, options_.port_low, options_.port_high,
+                                   [](int port) { return !portFree(port); });
+  if (!ports.ok())
+    return ports.error();
+  r.deployment["ports"] = *ports;
+  r.deployment["read_write_port"] = ports->at("rw");
+  r.deployment["read_only_port"] = plan.nodes > 1 ? ports->at("ro") : 0;
+  PGF_TRY(store_.putInstance(r), "recording the ports");
+  PGF_TRY(step("ports reserved"), "journal");
+  if (cancel)
+    return makeError(ErrorCode::kInternal, "halted");
+
+  auto manifest = manifestOf(r);
+  if (!manifest.ok())
+    return manifest.error().wrap("rendering the deployment manifest");
+  PGF_TRY(backend_.deploy(name, *manifest), "starting the nodes");
+  PGF_TRY(step("nodes started"), "journal");
+
+  const auto deadline = std::chrono::steady_clock::now() + options_.ready_timeout;
+  while (!backend_.health(name, *manifest).healthy()) {
+    if (cancel)
+      return makeError(ErrorCode::kInternal, "halted");
+    if (std::chrono::steady_clock::now() >= deadline)
+      return makeError(ErrorCode::kTimeout, fmt::format("the nodes were not healthy within {} s",
+                                                        options_.ready_timeout.count() / 1000));
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  return step("nodes healthy");
 }
 
 Status InstanceService::provisionSteps(const std::string& id, int64_t op_id,
@@ -362,44 +457,10 @@ Status InstanceService::provisionSteps(const std::string& id, int64_t op_id,
   const Plan* plan = options_.catalog.planById(r.plan_id);
   if (plan == nullptr)
     return makeError(ErrorCode::kConfig, "the plan is no longer in the catalog");
-  const std::string name = r.deployment.value("name", "");
-
-  // Ports: kept in the store before anything listens on them.
-  std::vector<std::string> purposes = {"rw"};
-  if (plan->nodes > 1)
-    purposes.push_back("ro");
-  for (int i = 0; i < plan->nodes; ++i) {
-    purposes.push_back(fmt::format("pg{}", i));
-    purposes.push_back(fmt::format("api{}", i));
-  }
-  auto ports = store_.reservePorts(id, purposes, options_.port_low, options_.port_high,
-                                   [](int port) { return !portFree(port); });
-  if (!ports.ok())
-    return ports.error();
-  r.deployment["ports"] = *ports;
-  r.deployment["read_write_port"] = ports->at("rw");
-  r.deployment["read_only_port"] = plan->nodes > 1 ? ports->at("ro") : 0;
-  PGF_TRY(store_.putInstance(r), "recording the ports");
-  PGF_TRY(journal(op_id, "ports reserved"), "journal");
-  if (cancel)
-    return makeError(ErrorCode::kInternal, "halted");
-
-  auto manifest = manifestOf(r);
-  if (!manifest.ok())
-    return manifest.error().wrap("rendering the deployment manifest");
-  PGF_TRY(backend_.deploy(name, *manifest), "starting the nodes");
-  PGF_TRY(journal(op_id, "nodes started"), "journal");
-
-  const auto deadline = std::chrono::steady_clock::now() + options_.ready_timeout;
-  while (!backend_.health(name, *manifest).healthy()) {
-    if (cancel)
-      return makeError(ErrorCode::kInternal, "halted");
-    if (std::chrono::steady_clock::now() >= deadline)
-      return makeError(ErrorCode::kTimeout, fmt::format("the nodes were not healthy within {} s",
-                                                        options_.ready_timeout.count() / 1000));
-    std::this_thread::sleep_for(std::chrono::milliseconds(200));
-  }
-  PGF_TRY(journal(op_id, "nodes healthy"), "journal");
+  // A `pool` plan's instance that found the pool empty has no nodes of its own yet.
+  if (!r.deployment.contains("name"))
+    PGF_RETURN_IF_ERROR(waitForPool(r, op_id, cancel));
+  PGF_RETURN_IF_ERROR(startNodes(r, *plan, op_id, cancel));
 
   InstanceAccess access = accessOf(r);
   std::vector<std::string> extensions;
@@ -441,6 +502,170 @@ void InstanceService::runProvision(const std::string& id, int64_t op_id,
       "a store failure is logged by the store's caller at the next request");
 }
 
+// ---- the pool ----
+
+Result<std::optional<InstanceRecord>> InstanceService::tenantInstance(const std::string& id) {
+  auto r = store_.instance(id);
+  if (r.ok() && r->has_value() && !(*r)->pool.empty())
+    return std::optional<InstanceRecord>();
+  return r;
+}
+
+Result<bool> InstanceService::claimPooled(InstanceRecord& r, const std::function<Status()>& with) {
+  auto all = store_.instances();
+  if (!all.ok())
+    return all.error();
+  for (const auto& candidate : *all) {
+    if (candidate.pool != r.plan_id || !candidate.ready)
+      continue;
+    // Its health now: the supervisor's last look may be seconds old.
+    auto manifest = manifestOf(candidate);
+    if (!manifest.ok() ||
+        !backend_.health(candidate.deployment.value("name", ""), *manifest).healthy()) {
+      spdlog::warn("pooled instance {} is not healthy: not handed out", jsonQuoted(candidate.id));
+      continue;
+    }
+    InstanceRecord claimed = r;
+    bool taken = false;
+    Status st = store_.transaction([&]() -> Status {
+      auto now = store_.instance(candidate.id);
+      if (!now.ok())
+        return now.error();
+      if (!now->has_value() || (*now)->pool != r.plan_id || !(*now)->ready)
+        return okStatus();  // claimed, or given back, since the list was read
+      claimed.deployment = (*now)->deployment;
+      for (const char* key : {"database", "owner_role", "extensions"})
+        if (r.deployment.contains(key))
+          claimed.deployment[key] = r.deployment[key];
+      claimed.pool.clear();
+      claimed.ready = false;
+      PGF_RETURN_IF_ERROR(store_.adoptInstance(candidate.id, claimed));
+      PGF_RETURN_IF_ERROR(store_.addEvent(
+          r.id, "claimed",
+          fmt::format("taken from the pool (it was pooled instance {})", candidate.id)));
+      if (with)
+        PGF_RETURN_IF_ERROR(with());
+      taken = true;
+      return okStatus();
+    });
+    if (!st.ok())
+      return st.error();
+    if (taken) {
+      r = std::move(claimed);
+      return true;
+    }
+  }
+  return false;
+}
+
+Status InstanceService::waitForPool(InstanceRecord& r, int64_t op_id,
+                                    const std::atomic<bool>& cancel) {
+  const auto deadline = std::chrono::steady_clock::now() + options_.ready_timeout;
+  while (!cancel) {
+    auto claimed =
+        claimPooled(r, [&]() -> Status { return store_.journal(op_id, "taken from the pool"); });
+    if (!claimed.ok())
+      return claimed.error();
+    if (*claimed) {
+      if (pool_ != nullptr) {
+        pool_->noteClaim(r.plan_id);
+        pool_->wake();
+      }
+      spdlog::info("instance {} took pooled nodes {}", jsonQuoted(r.id),
+                   r.deployment.value("name", ""));
+      killPoint("taken from the pool");
+      return okStatus();
+    }
+    if (std::chrono::steady_clock::now() >= deadline)
+      return makeError(ErrorCode::kTimeout, fmt::format("no pooled instance was ready within {} s",
+                                                        options_.ready_timeout.count() / 1000));
+    std::this_thread::sleep_for(std::chrono::milliseconds(250));
+  }
+  return makeError(ErrorCode::kInternal, "halted");
+}
+
+Result<std::string> InstanceService::createPooled(const Plan& plan) {
+  InstanceRecord r;
+  r.id = randomName("pool-", 16);
+  r.service_id = options_.catalog.service_id;
+  r.plan_id = plan.id;
+  r.pool = plan.id;
+  r.maintenance_version = plan.maintenance_version;
+  r.deployment = {{"name", randomName("pgf-", 10)},
+                  {"superuser_password", randomSecret()},
+                  {"replication_password", randomSecret()},
+                  {"rewind_password", randomSecret()}};
+  Status made = store_.transaction([&]() -> Status {
+    PGF_RETURN_IF_ERROR(store_.putInstance(r));
+    return store_.addEvent(r.id, "pooled", fmt::format("made for the pool of plan {}", plan.name));
+  });
+  if (!made.ok())
+    return made.error();
+  return r.id;
+}
+
+Status InstanceService::buildPooled(const std::string& id, const std::atomic<bool>& cancel) {
+  auto loaded = store_.instance(id);
+  if (!loaded.ok())
+    return loaded.error();
+  if (!loaded->has_value() || (*loaded)->pool.empty())
+    return okStatus();  // claimed or gone
+  InstanceRecord r = **loaded;
+  const Plan* plan = options_.catalog.planById(r.pool);
+  if (plan == nullptr)
+    return makeError(ErrorCode::kConfig, "the plan is no longer in the catalog");
+  PGF_RETURN_IF_ERROR(startNodes(r, *plan, 0, cancel));
+  // A committed write through the endpoint; the tenant's database comes with the claim.
+  InstanceAccess access = accessOf(r);
+  access.database = "postgres";
+  Status ready;
+  for (int attempt = 0; attempt < 20 && !cancel; ++attempt) {
+    ready = checkReadiness(access, options_.sql_timeout);
+    if (ready.ok())
+      break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  }
+  if (cancel)
+    return makeError(ErrorCode::kInternal, "halted");
+  if (!ready.ok())
+    return ready.error().wrap("readiness");
+  r.ready = true;
+  return store_.transaction([&]() -> Status {
+    PGF_RETURN_IF_ERROR(store_.putInstance(r));
+    return store_.addEvent(r.id, "pooled", "built, healthy and ready to be claimed");
+  });
+}
+
+Status InstanceService::destroyPooled(const std::string& id) {
+  std::optional<InstanceRecord> r;
+  // Taken out of the pool first (a claim never gets it afterwards); a broker stopped before it
+  // is gone finds it marked and finishes.
+  Status marked = store_.transaction([&]() -> Status {
+    auto loaded = store_.instance(id);
+    if (!loaded.ok())
+      return loaded.error();
+    if (!loaded->has_value() || (*loaded)->pool.empty())
+      return okStatus();
+    r = **loaded;
+    r->ready = false;
+    r->deployment["retiring"] = true;
+    return store_.putInstance(*r);
+  });
+  if (!marked.ok())
+    return marked;
+  if (!r)
+    return okStatus();
+  if (supervisor_ != nullptr)
+    supervisor_->hold(id);
+  const std::string name = r->deployment.value("name", "");
+  Status st = name.empty() ? okStatus() : backend_.destroy(name);
+  if (st.ok())
+    st = store_.deleteInstance(id);
+  if (supervisor_ != nullptr)
+    supervisor_->release(id);
+  return st;
+}
+
 // ---- deprovision ----
 
 HttpReply InstanceService::deprovision(const std::string& id, const HttpRequest& req) {
@@ -451,7 +676,7 @@ HttpReply InstanceService::deprovision(const std::string& id, const HttpRequest&
   out.deferred = [this, id, accepts_incomplete = acceptsIncomplete(req),
                   request = requestRecord(req)]() -> HttpReply {
     std::lock_guard<std::mutex> lk(mu_);
-    auto existing = store_.instance(id);
+    auto existing = tenantInstance(id);
     if (!existing.ok())
       return storeFailure(existing.error());
     if (!existing->has_value())
@@ -563,7 +788,7 @@ HttpReply InstanceService::lastOperation(const std::string& id, const HttpReques
 }
 
 HttpReply InstanceService::fetchInstance(const std::string& id, const HttpRequest&) {
-  auto r = store_.instance(id);
+  auto r = tenantInstance(id);
   if (!r.ok())
     return storeFailure(r.error());
   if (!r->has_value() || !(*r)->ready)
@@ -601,7 +826,7 @@ HttpReply InstanceService::update(const std::string& id, const HttpRequest& req)
   if (!plan_id.empty() && options_.catalog.planById(plan_id) == nullptr)
     return osbError(400, "", fmt::format("unknown plan_id {}", jsonQuoted(plan_id)));
   std::lock_guard<std::mutex> lk(mu_);
-  auto r = store_.instance(id);
+  auto r = tenantInstance(id);
   if (!r.ok())
     return storeFailure(r.error());
   if (!r->has_value())
@@ -661,7 +886,7 @@ HttpReply InstanceService::bind(const std::string& id, const std::string& bid,
   std::optional<InstanceRecord> instance;
   {
     std::lock_guard<std::mutex> lk(mu_);
-    auto r = store_.instance(id);
+    auto r = tenantInstance(id);
     if (!r.ok())
       return storeFailure(r.error());
     if (!r->has_value())

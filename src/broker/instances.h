@@ -11,6 +11,8 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <functional>
+#include <future>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -20,6 +22,7 @@
 #include <vector>
 
 #include "broker/catalog.h"
+#include "broker/pool.h"
 #include "broker/store.h"
 #include "broker/supervisor.h"
 #include "common/clock.h"
@@ -38,6 +41,9 @@ struct InstanceServiceOptions {
   std::string pg_bin_dir = "/usr/lib/postgresql/15/bin";
   Millis ready_timeout{300000};  // a provision not healthy by then fails
   Millis sql_timeout{10000};
+  // How long a provision served from the pool may take before its 202 is answered: when it is
+  // done by then (it takes well under a second), the first poll already says `succeeded`.
+  Millis claim_wait{10000};
 };
 
 class InstanceService {
@@ -68,8 +74,17 @@ class InstanceService {
   // (set before resumeUnfinished(); may stay null).
   void setSupervisor(Supervisor* supervisor) { supervisor_ = supervisor; }
 
+  // The pools of pooled plans (may stay null: every plan is then provisioned on demand).
+  void setPool(PoolKeeper* pool) { pool_ = pool; }
+
   // The manifest of a stored instance (its template rendered again: the same every time).
   Result<DeploymentManifest> manifestOf(const InstanceRecord& instance) const;
+
+  // The pool's side (PoolHooks): records a new pooled instance of `plan`; builds one until it is
+  // healthy and takes a write; stops and forgets one that has not been claimed.
+  Result<std::string> createPooled(const Plan& plan);
+  Status buildPooled(const std::string& id, const std::atomic<bool>& cancel);
+  Status destroyPooled(const std::string& id);
 
  private:
   struct Worker {
@@ -77,11 +92,25 @@ class InstanceService {
     std::shared_ptr<std::atomic<bool>> cancel;
   };
 
-  void startWorker(const std::string& instance_id, int64_t op_id, OpKind kind);
+  // Starts the operation's worker; the future is ready when it has finished.
+  std::shared_future<void> startWorker(const std::string& instance_id, int64_t op_id, OpKind kind);
   void runProvision(const std::string& instance_id, int64_t op_id, const std::atomic<bool>& cancel);
   void runDeprovision(const std::string& instance_id, int64_t op_id);
   Status provisionSteps(const std::string& instance_id, int64_t op_id,
                         const std::atomic<bool>& cancel);
+  // Ports reserved, the nodes and HAProxy started, every node healthy (each step journaled when
+  // op_id is not 0).
+  Status startNodes(InstanceRecord& r, const Plan& plan, int64_t op_id,
+                    const std::atomic<bool>& cancel);
+  // Makes `r` (a tenant's instance of a pooled plan) one of the pool's ready and healthy
+  // instances, keeping r's id, tenant fields, database, owner role and extensions: in one store
+  // transaction with `with` (may be empty), so that two provisions never get the same one.
+  // False when the pool has none ready.
+  Result<bool> claimPooled(InstanceRecord& r, const std::function<Status()>& with);
+  // A provision of a `pool` plan that found the pool empty: waits for a pooled instance.
+  Status waitForPool(InstanceRecord& r, int64_t op_id, const std::atomic<bool>& cancel);
+  // The instance with this id, unless there is none or it is a pooled one (no tenant's).
+  Result<std::optional<InstanceRecord>> tenantInstance(const std::string& id);
   // store_.journal(), then the PGFLEET_BROKER_KILL_AT testing aid.
   Status journal(int64_t op_id, const std::string& step);
   // Whether the request's maintenance_info.version (when it carries one) is not the plan's; the
@@ -122,6 +151,7 @@ class InstanceService {
   std::set<std::string> busy_;  // instances with a bind or unbind running
   std::atomic<bool> stopping_{false};
   Supervisor* supervisor_ = nullptr;
+  PoolKeeper* pool_ = nullptr;
 };
 
 }  // namespace pgf

@@ -115,7 +115,8 @@ Status checkReadiness(const InstanceAccess& a, Millis timeout) {
   if (!conn.ok())
     return conn.error();
   PGF_TRY(
-      conn->exec("CREATE TABLE IF NOT EXISTS public.pgfleet_readiness (checked_at timestamptz); "
+      conn->exec("SET client_min_messages = warning; "
+                 "CREATE TABLE IF NOT EXISTS public.pgfleet_readiness (checked_at timestamptz); "
                  "INSERT INTO public.pgfleet_readiness VALUES (now())",
                  timeout),
       "writing through the read-write endpoint");

@@ -13,7 +13,8 @@
 namespace pgf {
 namespace {
 
-constexpr int kSchemaVersion = 2;
+// 1: instances, bindings, operations, journal, ports; 2: events and health; 3: instances.pool.
+constexpr int kSchemaVersion = 3;
 
 constexpr const char* kSchema = R"sql(
 CREATE TABLE IF NOT EXISTS instances (
@@ -28,7 +29,8 @@ CREATE TABLE IF NOT EXISTS instances (
   deployment TEXT NOT NULL,
   ready INTEGER NOT NULL,
   created_at TEXT NOT NULL,
-  updated_at TEXT NOT NULL
+  updated_at TEXT NOT NULL,
+  pool TEXT NOT NULL DEFAULT ''
 );
 CREATE TABLE IF NOT EXISTS bindings (
   instance_id TEXT NOT NULL,
@@ -140,7 +142,7 @@ class Stmt {
 
 constexpr const char* kInstanceColumns =
     "id, service_id, plan_id, parameters, context, organization_guid, space_guid, "
-    "maintenance_version, deployment, ready, created_at, updated_at";
+    "maintenance_version, deployment, ready, created_at, updated_at, pool";
 
 InstanceRecord readInstance(const Stmt& s) {
   InstanceRecord r;
@@ -156,6 +158,7 @@ InstanceRecord readInstance(const Stmt& s) {
   r.ready = s.integer(9) != 0;
   r.created_at = s.text(10);
   r.updated_at = s.text(11);
+  r.pool = s.text(12);
   return r;
 }
 
@@ -318,15 +321,23 @@ Result<std::unique_ptr<Store>> Store::open(const std::string& path) {
   sqlite3_busy_timeout(db, 5000);
   PGF_TRY(store->exec("PRAGMA journal_mode=WAL"), path);
   PGF_TRY(store->exec("PRAGMA synchronous=FULL"), path);
-  Stmt version(db, "PRAGMA user_version");
-  if (!version.prepared() || version.step() != SQLITE_ROW)
-    return sqlError(db, "reading the schema version");
-  int64_t found = version.integer(0);
+  int64_t found = 0;
+  {
+    Stmt version(db, "PRAGMA user_version");
+    if (!version.prepared() || version.step() != SQLITE_ROW)
+      return sqlError(db, "reading the schema version");
+    found = version.integer(0);
+  }
   if (found > kSchemaVersion)
     return makeError(ErrorCode::kUnsupported,
                      fmt::format("store: {} has schema version {}, newer than this broker's {}",
                                  path, found, kSchemaVersion));
   Status created = store->transaction([&]() -> Status {
+    // A store from before the pool keeps its instances: the column is added (tables new in a
+    // version are made by kSchema's CREATE ... IF NOT EXISTS).
+    if (found >= 1 && found < 3)
+      PGF_RETURN_IF_ERROR(
+          store->exec("ALTER TABLE instances ADD COLUMN pool TEXT NOT NULL DEFAULT ''"));
     PGF_RETURN_IF_ERROR(store->exec(kSchema));
     return store->exec(fmt::format("PRAGMA user_version={}", kSchemaVersion));
   });
@@ -376,10 +387,10 @@ Status Store::transaction(const std::function<Status()>& body) {
 Status Store::putInstance(const InstanceRecord& r) {
   std::lock_guard<std::recursive_mutex> lk(mu_);
   std::string sql = fmt::format(
-      "INSERT INTO instances ({}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, {}, {}) "
+      "INSERT INTO instances ({}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, {}, {}, ?11) "
       "ON CONFLICT (id) DO UPDATE SET service_id = ?2, plan_id = ?3, parameters = ?4, "
       "context = ?5, organization_guid = ?6, space_guid = ?7, maintenance_version = ?8, "
-      "deployment = ?9, ready = ?10, updated_at = {}",
+      "deployment = ?9, ready = ?10, updated_at = {}, pool = ?11",
       kInstanceColumns, kNow, kNow, kNow);
   Stmt s(db_, sql.c_str());
   if (s.prepared())
@@ -392,7 +403,8 @@ Status Store::putInstance(const InstanceRecord& r) {
         .bind(7, r.space_guid)
         .bind(8, r.maintenance_version)
         .bindJson(9, r.deployment)
-        .bind(10, int64_t{r.ready ? 1 : 0});
+        .bind(10, int64_t{r.ready ? 1 : 0})
+        .bind(11, r.pool);
   return s.run("writing instance");
 }
 
@@ -448,6 +460,23 @@ Status Store::forgetInstance(const std::string& id, int64_t keep_op) {
       if (s.prepared())
         s.bind(1, id);
       PGF_RETURN_IF_ERROR(s.run("deleting instance"));
+    }
+    return okStatus();
+  });
+}
+
+Status Store::adoptInstance(const std::string& from, const InstanceRecord& to) {
+  return transaction([&]() -> Status {
+    PGF_RETURN_IF_ERROR(putInstance(to));
+    for (const char* sql : {"UPDATE ports SET instance_id = ?2 WHERE instance_id = ?1",
+                            "UPDATE events SET instance_id = ?2 WHERE instance_id = ?1",
+                            "DELETE FROM health WHERE instance_id = ?2",
+                            "UPDATE health SET instance_id = ?2 WHERE instance_id = ?1",
+                            "DELETE FROM instances WHERE id = ?1"}) {
+      Stmt s(db_, sql);
+      if (s.prepared())
+        s.bind(1, from).bind(2, to.id);
+      PGF_RETURN_IF_ERROR(s.run("moving an instance"));
     }
     return okStatus();
   });

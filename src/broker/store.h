@@ -47,9 +47,12 @@ struct InstanceRecord {
   // What the backend made: nodes, directories, ports, the owner role (secrets included: the
   // database file is readable by the broker's user only).
   nlohmann::json deployment = nlohmann::json::object();
-  bool ready = false;  // the provision succeeded
+  bool ready = false;  // the provision succeeded (pooled: built and ready to be claimed)
   std::string created_at;
   std::string updated_at;
+  // A pooled instance (made ahead of any request, owned by no tenant): the id of the plan whose
+  // pool holds it; "" for a tenant's instance.
+  std::string pool;
 };
 
 struct BindingRecord {
@@ -115,6 +118,9 @@ class Store {
   Status deleteInstance(const std::string& id);
   // The same, but keeps operation `keep_op` (a finished deprovision, for last_operation's 410).
   Status forgetInstance(const std::string& id, int64_t keep_op);
+  // In one transaction: writes `to`, moves the port reservations, events and health of instance
+  // `from` to `to.id`, and removes `from` (a pooled instance becomes a tenant's).
+  Status adoptInstance(const std::string& from, const InstanceRecord& to);
 
   Status putBinding(const BindingRecord& binding);
   Result<std::optional<BindingRecord>> binding(const std::string& instance_id,

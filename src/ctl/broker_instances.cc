@@ -162,20 +162,31 @@ std::string formatInstance(const json& instance) {
          eventsTable(instance.value("events", json::array()));
 }
 
-int runInstances(BrokerClient& broker, const VerbOutput& output) {
-  auto a = broker.call("GET", "/pgfleet/v1/instances");
+namespace {
+
+// GET `path` and print its array `key`: as JSON, or as `table` (`none` when it is empty).
+int runList(BrokerClient& broker, const VerbOutput& output, const std::string& path,
+            const char* key, const char* none, std::string (*table)(const json&)) {
+  auto a = broker.call("GET", path);
   if (!a.ok())
     return reportFailure(output.err, a.error());
-  if (a->status != 200 || !a->body.is_object() || !a->body.contains("instances"))
-    return reportFailure(output.err, refusal("listing the instances", *a));
-  const json& list = a->body["instances"];
+  if (a->status != 200 || !a->body.is_object() || !a->body.contains(key))
+    return reportFailure(output.err, refusal(std::string("listing the ") + key, *a));
+  const json& list = a->body[key];
   if (output.format == OutputFormat::kJson)
     output.out << list.dump(-1, ' ', false, json::error_handler_t::replace) << "\n";
   else if (list.empty())
-    output.out << "the broker has no instances\n";
+    output.out << none << "\n";
   else
-    output.out << formatInstancesTable(list);
+    output.out << table(list);
   return 0;
+}
+
+}  // namespace
+
+int runInstances(BrokerClient& broker, const VerbOutput& output) {
+  return runList(broker, output, "/pgfleet/v1/instances", "instances",
+                 "the broker has no instances", formatInstancesTable);
 }
 
 int runShow(BrokerClient& broker, const std::string& instance_id, const VerbOutput& output) {
@@ -187,6 +198,25 @@ int runShow(BrokerClient& broker, const std::string& instance_id, const VerbOutp
   else
     output.out << formatInstance(*instance);
   return 0;
+}
+
+std::string formatPoolsTable(const json& pools) {
+  TextTable table;
+  table.columns = {"Plan", "Strategy", "Size", "Ready", "Building", "Claims", "Misses", "Failures"};
+  table.right_aligned = {false, false, true, true, true, true, true, true};
+  if (pools.is_array())
+    for (const auto& p : pools)
+      if (p.is_object())
+        table.rows.push_back(
+            {p.value("plan_name", json()).is_string() ? text(p, "plan_name") : text(p, "plan_id"),
+             text(p, "strategy"), text(p, "size"), text(p, "ready"), text(p, "building"),
+             text(p, "claims"), text(p, "misses"), text(p, "build_failures")});
+  return renderTable(table);
+}
+
+int runPools(BrokerClient& broker, const VerbOutput& output) {
+  return runList(broker, output, "/pgfleet/v1/pools", "pools", "no plan has a pool",
+                 formatPoolsTable);
 }
 
 }  // namespace pgf::ctl

@@ -26,4 +26,10 @@ int runInstances(BrokerClient& broker, const VerbOutput& output);
 // Prints one instance (pretty: formatInstance; json: the broker's document). 1 when unknown.
 int runShow(BrokerClient& broker, const std::string& instance_id, const VerbOutput& output);
 
+// One row per pool (GET /pgfleet/v1/pools): Plan, Strategy, Size, Ready, Building, Claims,
+// Misses, Failures.
+std::string formatPoolsTable(const nlohmann::json& pools);
+// Prints the pools (pretty: the table, or "no plan has a pool"; json: the array). 0 or 1.
+int runPools(BrokerClient& broker, const VerbOutput& output);
+
 }  // namespace pgf::ctl

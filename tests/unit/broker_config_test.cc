@@ -222,6 +222,46 @@ TEST(BrokerConfig, UnknownKeysAreWarnedAboutNotFatal) {
   EXPECT_NE(r->warnings[1].find("plans[0].colour"), std::string::npos);
 }
 
+TEST(BrokerCatalog, PlansAreBuiltOnDemandUnlessTheyKeepAPool) {
+  auto plain = parseBrokerConfig(config(), envOf({}));
+  ASSERT_TRUE(plain.ok()) << plain.error().message;
+  EXPECT_EQ(plain->config.catalog.plans[0].provisioning.strategy, ProvisioningStrategy::kOnDemand);
+  EXPECT_FALSE(plain->config.catalog.plans[0].provisioning.pooled());
+
+  auto pooled = parseBrokerConfig(
+      config(std::string(kPlan) +
+             "    provisioning: {strategy: hybrid, pool_size: 3, refill_concurrency: 2}\n"),
+      envOf({}));
+  ASSERT_TRUE(pooled.ok()) << pooled.error().message;
+  const Provisioning& p = pooled->config.catalog.plans[0].provisioning;
+  EXPECT_EQ(p.strategy, ProvisioningStrategy::kHybrid);
+  EXPECT_EQ(strategyName(p.strategy), "hybrid");
+  EXPECT_EQ(p.pool_size, 3);
+  EXPECT_EQ(p.refill_concurrency, 2);
+  EXPECT_TRUE(p.pooled());
+
+  auto pool_only = parseBrokerConfig(
+      config(std::string(kPlan) + "    provisioning: {strategy: pool, pool_size: 1}\n"), envOf({}));
+  ASSERT_TRUE(pool_only.ok()) << pool_only.error().message;
+  EXPECT_EQ(pool_only->config.catalog.plans[0].provisioning.strategy, ProvisioningStrategy::kPool);
+  EXPECT_EQ(pool_only->config.catalog.plans[0].provisioning.refill_concurrency, 1);
+
+  EXPECT_EQ(errorOf(config(std::string(kPlan) + "    provisioning: {strategy: eager}\n")),
+            "plans[0].provisioning.strategy: must be on_demand, pool or hybrid, got \"eager\"");
+  EXPECT_EQ(errorOf(config(std::string(kPlan) + "    provisioning: {strategy: pool}\n")),
+            "plans[0].provisioning.pool_size: must be at least 1 with strategy pool");
+  EXPECT_EQ(errorOf(config(std::string(kPlan) +
+                           "    provisioning: {strategy: hybrid, pool_size: 101}\n")),
+            "plans[0].provisioning.pool_size: must be 0 to 100, got 101");
+  EXPECT_EQ(
+      errorOf(config(std::string(kPlan) + "    provisioning: {strategy: hybrid, pool_size: 1, "
+                                          "refill_concurrency: 0}\n")),
+      "plans[0].provisioning.refill_concurrency: must be 1 to 16, got 0");
+  EXPECT_EQ(errorOf(config(std::string(kPlan) + "    provisioning: hybrid\n"))
+                .rfind("plans[0].provisioning: must be a mapping", 0),
+            0u);
+}
+
 TEST(BrokerCatalog, SemVer) {
   for (const char* good : {"0.0.0", "1.0.0", "10.20.30", "1.0.0-alpha", "1.0.0-alpha.1",
                            "1.0.0-0.3.7", "1.0.0+build.5", "1.0.0-rc.1+sha.5114f85"})

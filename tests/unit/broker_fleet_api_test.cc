@@ -263,6 +263,71 @@ TEST_F(FleetApiTest, HealthAndEventsAreShownAndMetricsCountInstancesByHealth) {
   EXPECT_EQ(osb_->handle(req).status, 401);  // the broker's authentication
 }
 
+TEST_F(FleetApiTest, PoolsAreShownWithTheirCountsAndPooledInstancesAreNotListedAsInstances) {
+  addInstances();
+  catalog_.plans[0].provisioning.strategy = ProvisioningStrategy::kHybrid;
+  catalog_.plans[0].provisioning.pool_size = 2;
+  PoolKeeper pool(catalog_, *store_, PoolHooks{});
+  fleet_->setPool(&pool);
+  InstanceRecord ready;
+  ready.id = "pool-ready";
+  ready.service_id = "svc";
+  ready.plan_id = ready.pool = "p-single";
+  ready.ready = true;
+  ready.deployment = {{"name", "pgf-pooled0001"}, {"superuser_password", kSecret}};
+  InstanceRecord building = ready;
+  building.id = "pool-building";
+  building.ready = false;
+  ASSERT_TRUE(store_->putInstance(ready).ok());
+  ASSERT_TRUE(store_->putInstance(building).ok());
+  pool.noteClaim("p-single");
+  pool.noteMiss("p-single");
+  pool.noteMiss("p-single");
+
+  HttpRequest req;
+  req.method = "GET";
+  req.path = "/pgfleet/v1/pools";
+  req.headers.emplace_back("authorization", ctl::basicAuthorization({"broker", kPassword}));
+  HttpReply pools = osb_->handle(req);
+  ASSERT_EQ(pools.status, 200);
+  auto doc = json::parse(pools.body)["pools"];
+  ASSERT_EQ(doc.size(), 1u);
+  EXPECT_EQ(doc[0]["plan_name"], "single-small");
+  EXPECT_EQ(doc[0]["strategy"], "hybrid");
+  EXPECT_EQ(doc[0]["size"], 2);
+  EXPECT_EQ(doc[0]["ready"], 1);
+  EXPECT_EQ(doc[0]["building"], 1);
+  EXPECT_EQ(doc[0]["claims"], 1);
+  EXPECT_EQ(doc[0]["misses"], 2);
+  EXPECT_THAT(pools.body, Not(HasSubstr(kSecret)));
+
+  req.path = "/pgfleet/v1/instances";
+  auto list = json::parse(osb_->handle(req).body)["instances"];
+  ASSERT_EQ(list.size(), 2u);  // shop and blog only
+  req.path = "/pgfleet/v1/instances/pool-ready";
+  auto one = json::parse(osb_->handle(req).body);
+  EXPECT_EQ(one["pool"], "p-single");
+
+  req.path = "/metrics";
+  HttpReply metrics = osb_->handle(req);
+  EXPECT_THAT(metrics.body, HasSubstr("pgfleet_pool_size{plan=\"single-small\"} 2\n"));
+  EXPECT_THAT(metrics.body,
+              HasSubstr("pgfleet_pool_instances{plan=\"single-small\",state=\"ready\"} 1\n"));
+  EXPECT_THAT(metrics.body,
+              HasSubstr("pgfleet_pool_instances{plan=\"single-small\",state=\"building\"} 1\n"));
+  EXPECT_THAT(metrics.body, HasSubstr("pgfleet_pool_claims_total{plan=\"single-small\"} 1\n"));
+  EXPECT_THAT(metrics.body, HasSubstr("pgfleet_pool_misses_total{plan=\"single-small\"} 2\n"));
+  EXPECT_THAT(metrics.body, Not(HasSubstr("pool-ready")));  // not among the instances
+
+  auto broker = client();
+  ASSERT_EQ(ctl::runPools(broker, {ctl::OutputFormat::kPretty, out_, err_, false}), 0)
+      << err_.str();
+  EXPECT_THAT(out_.str(), HasSubstr("Plan"));
+  EXPECT_THAT(out_.str(), HasSubstr("single-small"));
+  EXPECT_THAT(out_.str(), HasSubstr("hybrid"));
+  fleet_->setPool(nullptr);
+}
+
 TEST_F(FleetApiTest, TheEndpointsKeepTheBrokersAuthenticationButNeedNoApiVersion) {
   auto wrong = client("not-the-password");
   EXPECT_EQ(ctl::runInstances(wrong, {ctl::OutputFormat::kPretty, out_, err_, false}), 1);

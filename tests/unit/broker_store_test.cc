@@ -10,6 +10,7 @@
 #include <thread>
 
 #include <gtest/gtest.h>
+#include <sqlite3.h>
 
 namespace pgf {
 namespace {
@@ -359,6 +360,78 @@ TEST_F(StoreTest, EventsAreKeptNewestLastTrimmedAndRemovedWithTheirInstance) {
   auto kept = store->events("b", 10);
   ASSERT_TRUE(kept.ok());
   EXPECT_EQ(kept->size(), 1u);
+}
+
+TEST_F(StoreTest, AdoptingAPooledInstanceMovesItsPortsEventsAndHealthAndRemovesIt) {
+  auto store = open();
+  ASSERT_TRUE(store);
+  InstanceRecord pooled = instance("pool-1");
+  pooled.pool = "plan-a";
+  pooled.ready = true;
+  pooled.deployment = {{"name", "pgf-pooled"}};
+  ASSERT_TRUE(store->putInstance(pooled).ok());
+  auto ports =
+      store->reservePorts("pool-1", {"rw", "pg0"}, 30000, 30010, [](int) { return false; });
+  ASSERT_TRUE(ports.ok());
+  ASSERT_TRUE(store->addEvent("pool-1", "pooled", "built").ok());
+  HealthRecord h;
+  h.instance_id = "pool-1";
+  h.state = "healthy";
+  ASSERT_TRUE(store->putHealth(h).ok());
+  auto read = store->instance("pool-1");
+  ASSERT_TRUE(read.ok() && read->has_value());
+  EXPECT_EQ((*read)->pool, "plan-a");
+
+  InstanceRecord tenant = instance("shop");
+  tenant.deployment = {{"name", "pgf-pooled"}, {"database", "shop"}};
+  ASSERT_TRUE(store->adoptInstance("pool-1", tenant).ok());
+  auto gone = store->instance("pool-1");
+  ASSERT_TRUE(gone.ok());
+  EXPECT_FALSE(gone->has_value());
+  auto shop = store->instance("shop");
+  ASSERT_TRUE(shop.ok() && shop->has_value());
+  EXPECT_EQ((*shop)->pool, "");
+  EXPECT_EQ((*shop)->deployment["database"], "shop");
+  auto moved = store->ports("shop");
+  ASSERT_TRUE(moved.ok());
+  EXPECT_EQ(*moved, *ports);
+  auto events = store->events("shop", 10);
+  ASSERT_TRUE(events.ok());
+  ASSERT_EQ(events->size(), 1u);
+  EXPECT_EQ((*events)[0].kind, "pooled");
+  auto health = store->health("shop");
+  ASSERT_TRUE(health.ok() && health->has_value());
+  EXPECT_EQ((*health)->state, "healthy");
+  auto left = store->ports("pool-1");
+  ASSERT_TRUE(left.ok());
+  EXPECT_TRUE(left->empty());
+}
+
+TEST_F(StoreTest, AStoreFromBeforePoolsGainsThePoolColumnAndKeepsItsInstances) {
+  {
+    auto store = open();
+    ASSERT_TRUE(store);
+    ASSERT_TRUE(store->putInstance(instance("old")).ok());
+  }
+  // What a version 2 broker left: the instances table without the pool column.
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
+  EXPECT_EQ(sqlite3_exec(db, "ALTER TABLE instances DROP COLUMN pool; PRAGMA user_version=2;",
+                         nullptr, nullptr, nullptr),
+            SQLITE_OK)
+      << sqlite3_errmsg(db);
+  sqlite3_close(db);
+  auto store = open();
+  ASSERT_TRUE(store);
+  auto old = store->instance("old");
+  ASSERT_TRUE(old.ok() && old->has_value()) << (old.ok() ? "" : old.error().message);
+  EXPECT_EQ((*old)->pool, "");
+  InstanceRecord pooled = instance("pool-1");
+  pooled.pool = "plan-a";
+  ASSERT_TRUE(store->putInstance(pooled).ok());
+  auto read = store->instance("pool-1");
+  ASSERT_TRUE(read.ok() && read->has_value());
+  EXPECT_EQ((*read)->pool, "plan-a");
 }
 
 TEST_F(StoreTest, ANewerSchemaIsRefused) {
