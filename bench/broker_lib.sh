@@ -37,6 +37,8 @@ broker_start() {
   local low=$((30000 + (RANDOM % 5) * 2000))
   sed "s|^broker:$|broker:\n  ports: $low-$((low + 1999))\n  templates_dir: $REPO_ROOT/examples/templates|" \
     "$REPO_ROOT/examples/broker-local.yaml" >"$BROKER_DIR/broker.yaml"
+  # A benchmark may add plans to the end of the plan list first (broker_config_hook <file>).
+  if declare -F broker_config_hook >/dev/null; then broker_config_hook "$BROKER_DIR/broker.yaml"; fi
   printf '\netcd:\n  embedded_port: %s\n  embedded_peer_port: %s\n' "$etcd_port" "$etcd_peer_port" \
     >>"$BROKER_DIR/broker.yaml"
   PGFLEET_BROKER_USER=broker PGFLEET_BROKER_PASSWORD=$BROKER_PASSWORD \
@@ -179,4 +181,12 @@ percentiles_ms() {
     if (NR == 0) { print "null null 0"; exit }
     i50 = int(NR * 0.50 + 0.999999); i99 = int(NR * 0.99 + 0.999999)
     printf "%.1f %.1f %d\n", v[i50], v[i99], NR }'
+}
+
+# The median of `field` over the successful runs that match a jq selector, null when none:
+# bench_median <jq selector> <field>
+bench_median() {
+  jq -s "[ .[] | select(.type == \"run\" and .ok == true) | select($1) | .$2 | select(. != null) ]
+    | sort | if length == 0 then null elif length % 2 == 1 then .[(length - 1) / 2]
+      else (.[length / 2 - 1] + .[length / 2]) / 2 end" "$BENCH_RESULTS"
 }

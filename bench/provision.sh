@@ -105,21 +105,16 @@ for run in $(seq 1 "$BENCH_RUNS"); do
   for timing in "${patroni_timings[@]}"; do run_patroni "$timing" "$run"; done
 done
 
-median_of() { # median_of <jq selector> <field>
-  jq -s "[ .[] | select(.type == \"run\" and .ok == true) | select($1) | .$2 | select(. != null) ]
-    | sort | if length == 0 then null elif length % 2 == 1 then .[(length - 1) / 2]
-      else (.[length / 2 - 1] + .[length / 2]) / 2 end" "$BENCH_RESULTS"
-}
-single=$(median_of '.plan == "single-small"' ready_ms)
-cluster=$(median_of '.plan == "cluster-small"' ready_ms)
-cluster_ok=$(median_of '.plan == "cluster-small"' succeeded_ms)
+single=$(bench_median '.plan == "single-small"' ready_ms)
+cluster=$(bench_median '.plan == "cluster-small"' ready_ms)
+cluster_ok=$(bench_median '.plan == "cluster-small"' succeeded_ms)
 ok_count() { jq -s "[ .[] | select(.type == \"run\" and .ok == true) | select($1) ] | length" "$BENCH_RESULTS"; }
 table=$(printf '\nprovision to a write with bound credentials (median of successful runs)\n')
 row() { printf '\n  %-52s %10s %s' "$1" "$(bench_fmt "$2") ms" "($3 ok)"; }
 table+=$(row "pgfleet single-small" "$single" "$(ok_count '.plan == "single-small"')")
 table+=$(row "pgfleet cluster-small (both replicas streaming)" "$cluster" "$(ok_count '.plan == "cluster-small"')")
 for timing in "${patroni_timings[@]}"; do
-  patroni=$(median_of ".agent == \"patroni\" and .timing == \"$timing\"" bootstrap_ms)
+  patroni=$(bench_median ".agent == \"patroni\" and .timing == \"$timing\"" bootstrap_ms)
   bench_emit "$(jq -nc --argjson s "$single" --argjson c "$cluster" --argjson co "$cluster_ok" \
     --argjson p "$patroni" --arg t "$timing" '
     {type: "summary", bench: "provision", stat: "median", single_small_ready_ms: $s,

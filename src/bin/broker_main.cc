@@ -146,6 +146,7 @@ int main(int argc, char** argv) {
     return instances.buildPooled(id, cancel);
   };
   hooks.destroy = [&instances](const std::string& id) { return instances.destroyPooled(id); };
+  hooks.busy = [&instances] { return instances.claimsFinishing(); };
   pgf::PoolKeeper pool(config.catalog, **store, hooks);
   instances.setPool(&pool);
   instances.resumeUnfinished();

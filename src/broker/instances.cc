@@ -12,7 +12,9 @@
 
 #include "broker/json_schema.h"
 #include "broker/osb_api.h"
+#include "broker/plan_change.h"
 #include "broker/postgres_spi.h"
+#include "common/http_client.h"
 #include "deploy/template.h"
 #include "postgres/data_dir.h"
 
@@ -115,6 +117,12 @@ json operationBody(const OperationRecord& op) {
     description += (description.empty() ? "" : ": ") + op.steps.back();
   if (!description.empty())
     body["description"] = description;
+  // A failed plan change leaves the instance running (on its former plan, or part-way to the
+  // new one), and asking again finishes it.
+  if (op.kind == OpKind::kUpdate && op.state == OpState::kFailed) {
+    body["instance_usable"] = true;
+    body["update_repeatable"] = true;
+  }
   return body;
 }
 
@@ -132,6 +140,46 @@ bool sameProvision(const InstanceRecord& r, const json& body) {
   json params = body.contains("parameters") ? body["parameters"] : json::object();
   return r.service_id == stringField(body, "service_id") &&
          r.plan_id == stringField(body, "plan_id") && r.parameters == params;
+}
+
+// One request to a node's agent (its Patroni-compatible REST API) on 127.0.0.1.
+Result<HttpResponse> agentCall(int api_port, std::string_view method, std::string_view path,
+                               const json& body, Millis timeout) {
+  HttpConnection conn("127.0.0.1", api_port);
+  HttpHeaders headers;
+  if (!body.is_null())
+    headers.emplace_back("Content-Type", "application/json");
+  return conn.request(method, path, headers, body.is_null() ? "" : body.dump(),
+                      std::chrono::steady_clock::now() + timeout);
+}
+
+// A node as its agent reports it (GET /patroni); empty role when it does not answer.
+struct NodeView {
+  std::string role;  // "primary", "replica" or ""
+  bool running = false;
+  bool streaming = false;
+  bool pending_restart = false;
+};
+
+NodeView nodeView(int api_port) {
+  NodeView v;
+  auto res = agentCall(api_port, "GET", "/patroni", nullptr, Millis(2000));
+  if (!res.ok() || (res->status != 200 && res->status != 503))
+    return v;
+  auto doc = json::parse(res->body, nullptr, false);
+  if (!doc.is_object())
+    return v;
+  const std::string role = doc.value("role", "");
+  v.role = role == "master" || role == "primary" ? "primary" : role == "replica" ? "replica" : "";
+  v.running = doc.value("state", "") == "running";
+  v.streaming = doc.value("replication_state", "") == "streaming";
+  v.pending_restart = doc.value("pending_restart", false);
+  return v;
+}
+
+// Running as the primary, or as a replica that streams.
+bool serving(const NodeView& v) {
+  return v.running && (v.role == "primary" || (v.role == "replica" && v.streaming));
 }
 
 }  // namespace
@@ -165,16 +213,8 @@ Result<DeploymentManifest> InstanceService::manifestOf(const InstanceRecord& r) 
   const json& d = r.deployment;
   const std::string name = d.value("name", "");
   json params = json::array();
-  params.push_back({{"name", "shared_buffers"}, {"value", plan->resources.shared_buffers}});
-  params.push_back(
-      {{"name", "max_connections"}, {"value", std::to_string(plan->resources.max_connections)}});
-  params.push_back({{"name", "work_mem"}, {"value", plan->resources.work_mem}});
-  for (const auto& [k, v] : plan->parameters)
+  for (const auto& [k, v] : planParameters(*plan))
     params.push_back({{"name", k}, {"value", v}});
-  // A replica that reconnects after a failover or a restart finds the WAL it needs (beyond what
-  // its slot holds), unless the plan says otherwise.
-  if (plan->nodes > 1 && plan->parameters.count("wal_keep_size") == 0)
-    params.push_back({{"name", "wal_keep_size"}, {"value", "128MB"}});
   json nodes = json::array();
   const json ports = d.value("ports", json::object());
   for (int i = 0; i < plan->nodes; ++i) {
@@ -314,16 +354,20 @@ HttpReply InstanceService::provision(const std::string& id, const HttpRequest& r
         return storeFailure(claimed.error());
       if (*claimed) {
         pool_->noteClaim(plan_id);
-        pool_->wake();
+        ++claims_finishing_;
         spdlog::info("provisioning instance {} ({}, plan {}) from the pool{}", jsonQuoted(id),
                      r.deployment.value("name", ""), plan->name,
                      requestedBy(op.request.value("by", json())));
         killPoint("taken from the pool");
+        fresh_claims_.insert(op.id);
         std::shared_future<void> done = startWorker(id, op.id, OpKind::kProvision);
         // What is left (the database, its owner and extensions, a write) takes a fraction of a
         // second: answered once it is done, the first poll says `succeeded`.
         lk.unlock();
         done.wait_for(options_.claim_wait);
+        // The refill starts now rather than beside the claim it replaces.
+        --claims_finishing_;
+        pool_->wake();
         return reply(202, {{"operation", op.token()}});
       }
       pool_->noteMiss(plan_id);
@@ -392,6 +436,8 @@ std::shared_future<void> InstanceService::startWorker(const std::string& instanc
           supervisor_->hold(instance_id);
         if (kind == OpKind::kProvision)
           runProvision(instance_id, op_id, *cancel);
+        else if (kind == OpKind::kUpdate)
+          runUpdate(instance_id, op_id, *cancel);
         else
           runDeprovision(instance_id, op_id);
         if (supervisor_ != nullptr)
@@ -460,7 +506,15 @@ Status InstanceService::provisionSteps(const std::string& id, int64_t op_id,
   // A `pool` plan's instance that found the pool empty has no nodes of its own yet.
   if (!r.deployment.contains("name"))
     PGF_RETURN_IF_ERROR(waitForPool(r, op_id, cancel));
-  PGF_RETURN_IF_ERROR(startNodes(r, *plan, op_id, cancel));
+  // Nodes just claimed were found healthy a moment ago; a provision resumed by a new broker
+  // makes sure of them again.
+  bool fresh_claim = false;
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    fresh_claim = fresh_claims_.erase(op_id) > 0;
+  }
+  if (!fresh_claim)
+    PGF_RETURN_IF_ERROR(startNodes(r, *plan, op_id, cancel));
 
   InstanceAccess access = accessOf(r);
   std::vector<std::string> extensions;
@@ -489,17 +543,24 @@ Status InstanceService::provisionSteps(const std::string& id, int64_t op_id,
 
 void InstanceService::runProvision(const std::string& id, int64_t op_id,
                                    const std::atomic<bool>& cancel) {
-  Status st = provisionSteps(id, op_id, cancel);
+  endWork(id, op_id, provisionSteps(id, op_id, cancel), cancel, "provisioning", "is ready");
+}
+
+void InstanceService::endWork(const std::string& id, int64_t op_id, const Status& st,
+                              const std::atomic<bool>& cancel, std::string_view doing,
+                              std::string_view done) {
   if (st.ok()) {
-    spdlog::info("instance {} is ready", jsonQuoted(id));
+    spdlog::info("instance {} {}", jsonQuoted(id), done);
     return;
   }
+  // Halted by a deprovision (which records it), or by the broker stopping (the next one resumes
+  // the operation).
   if (cancel || stopping_)
-    return;  // halted by a deprovision (which records it) or by the broker stopping
-  spdlog::error("provisioning instance {} failed: {}", jsonQuoted(id), st.error().message);
-  ignoreError(
-      store_.finishOperation(op_id, OpState::kFailed, "provisioning failed: " + st.error().message),
-      "a store failure is logged by the store's caller at the next request");
+    return;
+  spdlog::error("{} instance {} failed: {}", doing, jsonQuoted(id), st.error().message);
+  ignoreError(store_.finishOperation(op_id, OpState::kFailed,
+                                     fmt::format("{} failed: {}", doing, st.error().message)),
+              "a store failure is logged by the store's caller at the next request");
 }
 
 // ---- the pool ----
@@ -620,7 +681,9 @@ Status InstanceService::buildPooled(const std::string& id, const std::atomic<boo
   access.database = "postgres";
   Status ready;
   for (int attempt = 0; attempt < 20 && !cancel; ++attempt) {
-    ready = checkReadiness(access, options_.sql_timeout);
+    ready = prepareDatabaseAhead(access, options_.sql_timeout);
+    if (ready.ok())
+      ready = checkReadiness(access, options_.sql_timeout);
     if (ready.ok())
       break;
     std::this_thread::sleep_for(std::chrono::milliseconds(500));
@@ -693,6 +756,8 @@ HttpReply InstanceService::deprovision(const std::string& id, const HttpRequest&
     const bool running = last->has_value() && (*last)->state == OpState::kInProgress;
     if (running && (*last)->kind == OpKind::kDeprovision)
       return reply(202, {{"operation", (*last)->token()}});
+    if (running && (*last)->kind == OpKind::kUpdate)
+      return osbError(422, "ConcurrencyError", "the instance is being updated");
     OperationRecord op;
     op.kind = OpKind::kDeprovision;
     op.instance_id = id;
@@ -825,24 +890,217 @@ HttpReply InstanceService::update(const std::string& id, const HttpRequest& req)
   const std::string plan_id = stringField(*body, "plan_id");
   if (!plan_id.empty() && options_.catalog.planById(plan_id) == nullptr)
     return osbError(400, "", fmt::format("unknown plan_id {}", jsonQuoted(plan_id)));
-  std::lock_guard<std::mutex> lk(mu_);
-  auto r = tenantInstance(id);
-  if (!r.ok())
-    return storeFailure(r.error());
-  if (!r->has_value())
-    return osbError(404, "", "no such instance");
-  const InstanceRecord& i = **r;
-  if (HttpReply conflict;
-      maintenanceConflict(*body, plan_id.empty() ? i.plan_id : plan_id, &conflict))
-    return conflict;
-  bool plan_change = !plan_id.empty() && plan_id != i.plan_id;
-  bool params_change = body->contains("parameters") && (*body)["parameters"] != i.parameters &&
-                       !(*body)["parameters"].empty();
-  if (plan_change || params_change)
-    return osbError(422, "",
-                    "changing an instance's plan or parameters is not supported by this broker "
-                    "yet; nothing was changed");
-  return reply(200, json::object());
+  // On a worker thread, like a provision: the decision commits an operation.
+  HttpReply out;
+  out.deferred = [this, id, doc = std::move(*body), plan_id, accepts = acceptsIncomplete(req),
+                  request = requestRecord(req)]() -> HttpReply {
+    std::lock_guard<std::mutex> lk(mu_);
+    auto r = tenantInstance(id);
+    if (!r.ok())
+      return storeFailure(r.error());
+    if (!r->has_value())
+      return osbError(404, "", "no such instance");
+    const InstanceRecord& i = **r;
+    if (HttpReply conflict;
+        maintenanceConflict(doc, plan_id.empty() ? i.plan_id : plan_id, &conflict))
+      return conflict;
+    auto last = store_.lastOperation(id);
+    if (!last.ok())
+      return storeFailure(last.error());
+    const bool running = last->has_value() && (*last)->state == OpState::kInProgress;
+    // The same change asked again while it runs: the same operation.
+    if (running && (*last)->kind == OpKind::kUpdate &&
+        (*last)->request.value("plan_id", "") == plan_id)
+      return reply(202, {{"operation", (*last)->token()}});
+    const bool plan_change = !plan_id.empty() && plan_id != i.plan_id;
+    const bool params_change = doc.contains("parameters") && doc["parameters"] != i.parameters &&
+                               !doc["parameters"].empty();
+    if (params_change)
+      return osbError(422, "",
+                      "changing an instance's parameters is not supported by this broker yet; "
+                      "nothing was changed");
+    if (!plan_change)
+      return reply(200, json::object());
+    const Plan* from = options_.catalog.planById(i.plan_id);
+    const Plan* to = options_.catalog.planById(plan_id);
+    if (from == nullptr)
+      return osbError(422, "",
+                      "the instance's plan is no longer in the catalog; nothing was changed");
+    PlanChange change = planChange(*from, *to);
+    if (!change.refusal.empty())
+      return osbError(422, "", change.refusal + "; nothing was changed");
+    if (!i.ready || running || busy_.count(id))
+      return osbError(422, "ConcurrencyError", "another operation on this instance is running");
+    if (!accepts)
+      return osbError(422, "AsyncRequired",
+                      "changing the plan takes a while: this broker answers asynchronously "
+                      "(accepts_incomplete=true)");
+    OperationRecord op;
+    op.kind = OpKind::kUpdate;
+    op.instance_id = id;
+    op.description = fmt::format("updating to plan {}", to->name);
+    op.request = request;
+    op.request["plan_id"] = plan_id;
+    op.request["previous_plan_id"] = i.plan_id;
+    auto op_id = store_.beginOperation(op);
+    if (!op_id.ok())
+      return storeFailure(op_id.error());
+    op.id = *op_id;
+    spdlog::info("updating instance {} from plan {} to plan {}{}", jsonQuoted(id), from->name,
+                 to->name, requestedBy(op.request.value("by", json())));
+    killPoint("update begun");
+    startWorker(id, op.id, OpKind::kUpdate);
+    return reply(202, {{"operation", op.token()}});
+  };
+  return out;
+}
+
+Status InstanceService::patchConfig(const DeploymentManifest& m, const json& patch) {
+  std::string last = "no node answered";
+  for (const auto& node : m.nodes) {
+    auto res = agentCall(node.api_port, "PATCH", "/config", patch, Millis(10000));
+    if (res.ok() && res->status == 200)
+      return okStatus();
+    last = res.ok() ? fmt::format("{}: {} {}", node.name, res->status, res->body)
+                    : fmt::format("{}: {}", node.name, res.error().message);
+  }
+  return makeError(ErrorCode::kCommandFailed, "PATCH /config: " + last);
+}
+
+Status InstanceService::restartNode(const InstanceRecord& t, const Plan& to, const NodeManifest& n,
+                                    int64_t op_id, const std::atomic<bool>& cancel) {
+  InstanceAccess at = accessOf(t);
+  at.read_write_port = n.pg_port;
+  // Its agent has written the new parameters once PostgreSQL reports a restart pending (or, when
+  // a broker stopped after restarting it, once it runs with them).
+  const auto configured = std::chrono::steady_clock::now() + Millis(30000);
+  while (!cancel && std::chrono::steady_clock::now() < configured) {
+    if (nodeView(n.api_port).pending_restart)
+      break;
+    auto runs = runsWith(at, to.resources.shared_buffers, to.resources.max_connections,
+                         options_.sql_timeout);
+    if (runs.ok() && *runs)
+      return journal(op_id, n.name + " restarted");
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  if (cancel)
+    return makeError(ErrorCode::kInternal, "halted");
+  auto res = agentCall(n.api_port, "POST", "/restart", json::object(), Millis(180000));
+  if (!res.ok())
+    return res.error().wrap("restarting " + n.name);
+  if (res->status != 200)
+    return makeError(ErrorCode::kCommandFailed,
+                     fmt::format("restarting {}: {} {}", n.name, res->status, res->body));
+  const auto deadline = std::chrono::steady_clock::now() + options_.ready_timeout;
+  while (!serving(nodeView(n.api_port))) {
+    if (cancel)
+      return makeError(ErrorCode::kInternal, "halted");
+    if (std::chrono::steady_clock::now() >= deadline)
+      return makeError(ErrorCode::kTimeout, n.name + " did not serve again after its restart");
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  return journal(op_id, n.name + " restarted");
+}
+
+Status InstanceService::rollingRestart(const InstanceRecord& t, const Plan& to,
+                                       const DeploymentManifest& m, int64_t op_id,
+                                       const std::set<std::string>& done,
+                                       const std::atomic<bool>& cancel) {
+  auto restarted = [&](const NodeManifest& n) { return done.count(n.name + " restarted") > 0; };
+  // The replicas first, one at a time.
+  for (const auto& n : m.nodes)
+    if (!restarted(n) && nodeView(n.api_port).role != "primary")
+      PGF_RETURN_IF_ERROR(restartNode(t, to, n, op_id, cancel));
+  const NodeManifest* primary = nullptr;
+  for (const auto& n : m.nodes)
+    if (nodeView(n.api_port).role == "primary")
+      primary = &n;
+  if (primary == nullptr)
+    return makeError(ErrorCode::kCommandFailed, "the instance has no primary");
+  if (restarted(*primary))
+    return okStatus();
+  if (m.nodes.size() == 1)
+    return restartNode(t, to, *primary, op_id, cancel);
+  // Then one switchover, to a replica that runs with the new parameters, and the former primary
+  // restarts as a replica.
+  const NodeManifest* candidate = nullptr;
+  for (const auto& n : m.nodes)
+    if (&n != primary && serving(nodeView(n.api_port)))
+      candidate = &n;
+  if (candidate == nullptr)
+    return makeError(ErrorCode::kCommandFailed, "no replica streams to take over from the primary");
+  auto res = agentCall(primary->api_port, "POST", "/switchover",
+                       {{"leader", primary->name}, {"candidate", candidate->name}}, Millis(120000));
+  if (!res.ok())
+    return res.error().wrap("switching over to " + candidate->name);
+  if (res->status != 200)
+    return makeError(
+        ErrorCode::kCommandFailed,
+        fmt::format("switching over to {}: {} {}", candidate->name, res->status, res->body));
+  PGF_TRY(
+      journal(op_id, fmt::format("switched over from {} to {}", primary->name, candidate->name)),
+      "journal");
+  return restartNode(t, to, *primary, op_id, cancel);
+}
+
+Status InstanceService::updateSteps(const std::string& id, int64_t op_id,
+                                    const std::atomic<bool>& cancel) {
+  auto op = store_.operation(op_id);
+  if (!op.ok())
+    return op.error();
+  auto loaded = store_.instance(id);
+  if (!loaded.ok())
+    return loaded.error();
+  if (!op->has_value() || !loaded->has_value())
+    return makeError(ErrorCode::kNotFound, "the instance is gone");
+  const InstanceRecord& r = **loaded;
+  const Plan* from = options_.catalog.planById(r.plan_id);
+  const Plan* to = options_.catalog.planById((*op)->request.value("plan_id", ""));
+  if (from == nullptr || to == nullptr)
+    return makeError(ErrorCode::kConfig, "a plan is no longer in the catalog");
+  PlanChange change = planChange(*from, *to);
+  if (!change.refusal.empty())
+    return makeError(ErrorCode::kInvalidArgument, change.refusal);
+  const std::set<std::string> done((*op)->steps.begin(), (*op)->steps.end());
+  InstanceRecord t = r;
+  t.plan_id = to->id;
+  t.maintenance_version = to->maintenance_version;
+  auto manifest = manifestOf(t);
+  if (!manifest.ok())
+    return manifest.error().wrap("rendering the deployment manifest");
+  const std::string name = t.deployment.value("name", "");
+  if (!done.count("configuration changed")) {
+    // The nodes' own files first (what a node rebuilt later starts from), then the cluster's
+    // dynamic configuration, which every agent applies (postgresql.conf rewritten, reloaded).
+    PGF_TRY(backend_.deploy(name, *manifest), "writing the nodes' configuration");
+    if (!change.config_patch.empty())
+      PGF_TRY(patchConfig(*manifest, change.config_patch), "changing the configuration");
+    PGF_TRY(journal(op_id, "configuration changed"), "journal");
+  }
+  if (change.restart)
+    PGF_RETURN_IF_ERROR(rollingRestart(t, *to, *manifest, op_id, done, cancel));
+  const auto deadline = std::chrono::steady_clock::now() + options_.ready_timeout;
+  while (!backend_.health(name, *manifest).healthy()) {
+    if (cancel)
+      return makeError(ErrorCode::kInternal, "halted");
+    if (std::chrono::steady_clock::now() >= deadline)
+      return makeError(ErrorCode::kTimeout, "the instance was not healthy again in time");
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  return store_.transaction([&]() -> Status {
+    PGF_RETURN_IF_ERROR(store_.putInstance(t));
+    PGF_RETURN_IF_ERROR(store_.addEvent(
+        id, "plan-changed",
+        fmt::format("moved from plan {} to plan {}{}", from->name, to->name,
+                    change.restart ? ", one node at a time" : ", without a restart")));
+    return store_.finishOperation(op_id, OpState::kSucceeded,
+                                  fmt::format("the instance runs plan {}", to->name));
+  });
+}
+
+void InstanceService::runUpdate(const std::string& id, int64_t op_id,
+                                const std::atomic<bool>& cancel) {
+  endWork(id, op_id, updateSteps(id, op_id, cancel), cancel, "updating", "is updated");
 }
 
 // ---- bind, unbind ----
@@ -1103,6 +1361,7 @@ void InstanceService::resumeUnfinished() {
     const std::string steps = op.steps.empty() ? "none" : op.steps.back();
     switch (op.kind) {
       case OpKind::kProvision:
+      case OpKind::kUpdate:
       case OpKind::kDeprovision: {
         spdlog::info("resuming {} of instance {} (last step done: {})", opKindName(op.kind),
                      jsonQuoted(op.instance_id), steps);
@@ -1120,10 +1379,6 @@ void InstanceService::resumeUnfinished() {
                      jsonQuoted(op.instance_id));
         if (Status st = finishUnbind(op); !st.ok())
           spdlog::error("finishing the unbind: {}", st.error().message);
-        break;
-      case OpKind::kUpdate:
-        ignoreError(store_.finishOperation(op.id, OpState::kFailed, "interrupted"),
-                    "updates change nothing yet");
         break;
     }
   }

@@ -85,6 +85,9 @@ class InstanceService {
   Result<std::string> createPooled(const Plan& plan);
   Status buildPooled(const std::string& id, const std::atomic<bool>& cancel);
   Status destroyPooled(const std::string& id);
+  // Whether a provision served from the pool is still being finished (the pool's new builds wait
+  // for it, so that they do not slow it down).
+  bool claimsFinishing() const { return claims_finishing_ > 0; }
 
  private:
   struct Worker {
@@ -96,6 +99,25 @@ class InstanceService {
   std::shared_future<void> startWorker(const std::string& instance_id, int64_t op_id, OpKind kind);
   void runProvision(const std::string& instance_id, int64_t op_id, const std::atomic<bool>& cancel);
   void runDeprovision(const std::string& instance_id, int64_t op_id);
+  // Logs how a provision or update ended and records a failure (not a halt).
+  void endWork(const std::string& instance_id, int64_t op_id, const Status& st,
+               const std::atomic<bool>& cancel, std::string_view doing, std::string_view done);
+  // A plan change (plan_change.h), step by step; each step journaled, so that a broker stopped at
+  // any point finishes it at its next start.
+  void runUpdate(const std::string& instance_id, int64_t op_id, const std::atomic<bool>& cancel);
+  Status updateSteps(const std::string& instance_id, int64_t op_id,
+                     const std::atomic<bool>& cancel);
+  // PATCH /config through the first node that takes it.
+  Status patchConfig(const DeploymentManifest& m, const nlohmann::json& patch);
+  // The replicas restarted one at a time, then a switchover, then the former primary (a single
+  // server: one restart); nodes already journaled as restarted are skipped.
+  Status rollingRestart(const InstanceRecord& t, const Plan& to, const DeploymentManifest& m,
+                        int64_t op_id, const std::set<std::string>& done,
+                        const std::atomic<bool>& cancel);
+  // Waits until the node's agent has written the new parameters, restarts it through its REST
+  // API and waits until it serves again (skipped when it already runs with them).
+  Status restartNode(const InstanceRecord& t, const Plan& to, const NodeManifest& n, int64_t op_id,
+                     const std::atomic<bool>& cancel);
   Status provisionSteps(const std::string& instance_id, int64_t op_id,
                         const std::atomic<bool>& cancel);
   // Ports reserved, the nodes and HAProxy started, every node healthy (each step journaled when
@@ -148,10 +170,12 @@ class InstanceService {
   LocalBackend& backend_;
   std::mutex mu_;  // the decisions on requests, and workers_
   std::map<std::string, Worker> workers_;
-  std::set<std::string> busy_;  // instances with a bind or unbind running
+  std::set<std::string> busy_;      // instances with a bind or unbind running
+  std::set<int64_t> fresh_claims_;  // provisions whose pooled nodes were checked at their claim
   std::atomic<bool> stopping_{false};
   Supervisor* supervisor_ = nullptr;
   PoolKeeper* pool_ = nullptr;
+  std::atomic<int> claims_finishing_{0};
 };
 
 }  // namespace pgf

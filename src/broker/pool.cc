@@ -200,6 +200,8 @@ void PoolKeeper::pass() {
       ids.pop_back();
     }
   }
+  if (hooks_.busy && hooks_.busy())
+    return;  // woken again once the claims are done
   const auto now = std::chrono::steady_clock::now();
   for (const auto& plan : catalog_.plans) {
     if (!plan.provisioning.pooled())

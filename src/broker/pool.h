@@ -35,6 +35,9 @@ struct PoolHooks {
   std::function<Status(const std::string& id, const std::atomic<bool>& cancel)> build;
   // Stops and forgets pooled instance `id` (nothing when it has been claimed meanwhile).
   std::function<Status(const std::string& id)> destroy;
+  // Whether claims are being finished right now: no new build starts until they are (may be
+  // empty).
+  std::function<bool()> busy;
 };
 
 // A pool as operators see it (GET /pgfleet/v1/pools, /metrics, pgfleetctl pools).

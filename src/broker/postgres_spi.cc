@@ -84,9 +84,24 @@ Status prepareDatabase(const InstanceAccess& a, const std::vector<std::string>& 
       conn->query("SELECT 1 FROM pg_catalog.pg_database WHERE datname = $1", {a.database}, timeout);
   if (!has_db.ok())
     return has_db.error().wrap("looking for the database");
-  if (has_db->rows.empty())
-    PGF_TRY(conn->exec(fmt::format("CREATE DATABASE {} OWNER {}", *db, *owner), timeout),
-            "creating the database");
+  if (has_db->rows.empty()) {
+    // A pooled instance's database, made ahead: renamed and handed over in an instant, where
+    // CREATE DATABASE copies a template (and ships the copy to every replica).
+    auto made_ahead = conn->query("SELECT 1 FROM pg_catalog.pg_database WHERE datname = $1",
+                                  {std::string(kPooledDatabase)}, timeout);
+    if (!made_ahead.ok())
+      return made_ahead.error().wrap("looking for the database made ahead");
+    if (!made_ahead->rows.empty()) {
+      PGF_TRY(
+          conn->exec(fmt::format("ALTER DATABASE {} RENAME TO {}", kPooledDatabase, *db), timeout),
+          "naming the database");
+      PGF_TRY(conn->exec(fmt::format("ALTER DATABASE {} OWNER TO {}", *db, *owner), timeout),
+              "handing the database to its owner");
+    } else {
+      PGF_TRY(conn->exec(fmt::format("CREATE DATABASE {} OWNER {}", *db, *owner), timeout),
+              "creating the database");
+    }
+  }
   // Only the owner (and its members) may connect; other instances' roles do not exist here, and
   // PUBLIC loses the default CONNECT and TEMP.
   PGF_TRY(conn->exec(fmt::format("REVOKE ALL ON DATABASE {} FROM PUBLIC", *db), timeout),
@@ -106,6 +121,34 @@ Status prepareDatabase(const InstanceAccess& a, const std::vector<std::string>& 
     }
   }
   return okStatus();
+}
+
+Status prepareDatabaseAhead(const InstanceAccess& a, Millis timeout) {
+  auto conn = connectAs(a, "postgres", timeout);
+  if (!conn.ok())
+    return conn.error();
+  auto has_db = conn->query("SELECT 1 FROM pg_catalog.pg_database WHERE datname = $1",
+                            {std::string(kPooledDatabase)}, timeout);
+  if (!has_db.ok())
+    return has_db.error().wrap("looking for the database made ahead");
+  if (has_db->rows.empty())
+    PGF_TRY(conn->exec(fmt::format("CREATE DATABASE {}", kPooledDatabase), timeout),
+            "creating the database ahead");
+  return okStatus();
+}
+
+Result<bool> runsWith(const InstanceAccess& a, const std::string& shared_buffers,
+                      int max_connections, Millis timeout) {
+  auto conn = connectAs(a, "postgres", timeout);
+  if (!conn.ok())
+    return conn.error();
+  auto r = conn->query(
+      "SELECT pg_catalog.pg_size_bytes(pg_catalog.current_setting('shared_buffers')) = "
+      "pg_catalog.pg_size_bytes($1) AND pg_catalog.current_setting('max_connections') = $2 AS ok",
+      {shared_buffers, std::to_string(max_connections)}, timeout);
+  if (!r.ok())
+    return r.error().wrap("reading the server's settings");
+  return r->get(0, "ok").value_or("f") == "t";
 }
 
 Status checkReadiness(const InstanceAccess& a, Millis timeout) {

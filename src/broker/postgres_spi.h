@@ -14,6 +14,7 @@
 #pragma once
 
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -32,13 +33,25 @@ struct InstanceAccess {
   std::string owner_role;  // owns the database and everything in it
 };
 
+// The database a pooled instance makes ahead of its claim, without an owner yet.
+inline constexpr std::string_view kPooledDatabase = "pgfleet_pooled";
+
 // Creates the owner role, the database and the extensions unless they exist (safe to repeat).
+// The database is the one made ahead (kPooledDatabase), renamed and handed to the owner, when
+// there is one.
 Status prepareDatabase(const InstanceAccess& access, const std::vector<std::string>& extensions,
                        Millis timeout);
+// A pooled instance's database, made ahead (safe to repeat).
+Status prepareDatabaseAhead(const InstanceAccess& access, Millis timeout);
 
 // A real write through the read-write endpoint (and, for a cluster, a read through the read-only
 // one); an error says which endpoint failed.
 Status checkReadiness(const InstanceAccess& access, Millis timeout);
+
+// Whether the server at access.read_write_port runs with these shared_buffers and
+// max_connections (a plan change has reached it).
+Result<bool> runsWith(const InstanceAccess& access, const std::string& shared_buffers,
+                      int max_connections, Millis timeout);
 
 // Creates the binding's role (or sets its password again when it exists: safe to repeat).
 Status createBindingRole(const InstanceAccess& access, const std::string& role,

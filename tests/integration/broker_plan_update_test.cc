@@ -1,0 +1,232 @@
+// pgfleet-broker's plan changes (PATCH with a new plan_id) on real instances: a single server
+// moves to a bigger plan with one restart; moves that would lose capacity or data are refused with
+// 422 and change nothing; a cluster turns synchronous live (no restart), finishing after the
+// broker is killed half-way; and a cluster moves to bigger resources one node at a time, with one
+// switchover, while a writer runs through the bound URI: no acknowledged row is lost, and the
+// writes that fail fall in one short window.
+#include <signal.h>
+
+#include <algorithm>
+#include <atomic>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "support/broker_process.h"
+#include "support/local_cluster.h"
+
+namespace pgf::testing {
+namespace {
+
+using nlohmann::json;
+using std::chrono::seconds;
+using Clock = std::chrono::steady_clock;
+
+constexpr const char* kSingleMedium = "5f232f03-bcbd-4951-83f6-604f8cf980c9";
+constexpr const char* kClusterMedium = "525f9d5a-4fde-45a2-a0ae-5a76997d139f";
+constexpr const char* kClusterSmallSync = "8b26edc4-75dd-4274-8cc3-70f24ad7edd6";
+
+class BrokerPlanUpdateTest : public BrokerTest {
+ protected:
+  void provisioned(const std::string& id, const char* plan) {
+    ASSERT_EQ(
+        call("PUT", "/v2/service_instances/" + id + "?accepts_incomplete=true", provisionBody(plan))
+            .status,
+        202);
+    BrokerAnswer done = waitOperation(id, Millis(seconds(180)));
+    ASSERT_EQ(done.body.value("state", ""), "succeeded") << done.text << brokerLog();
+    BrokerAnswer bound = call("PUT", "/v2/service_instances/" + id + "/service_bindings/app",
+                              {{"service_id", kService}, {"plan_id", plan}});
+    ASSERT_EQ(bound.status, 201) << bound.text;
+    credentials_ = bound.body["credentials"];
+    pg_ports_.clear();
+    const json deployment = instance(id)["deployment"];
+    for (const auto& n : deployment["nodes"])
+      pg_ports_.push_back(n.value("pg_port", 0));
+  }
+  json instance(const std::string& id) { return call("GET", "/pgfleet/v1/instances/" + id).body; }
+  BrokerAnswer patch(const std::string& id, const char* plan, bool async = true) {
+    return call("PATCH", "/v2/service_instances/" + id + (async ? "?accepts_incomplete=true" : ""),
+                {{"service_id", kService}, {"plan_id", plan}});
+  }
+  std::string planOf(const std::string& id) {
+    return call("GET", "/v2/service_instances/" + id).body.value("plan_id", "");
+  }
+  // The value of a SQL expression on node i (its own port, not the instance's endpoint).
+  std::string atNode(size_t i, const std::string& expression) const {
+    json c = credentials_;
+    c["port"] = pg_ports_.at(i);
+    auto conn = connectWith(c);
+    if (!conn.ok())
+      return "";
+    auto r = conn->query("SELECT " + expression + " AS v");
+    return r.ok() ? r->get(0, "v").value_or("") : "";
+  }
+  std::string primarySays(const std::string& expression) const {
+    for (size_t i = 0; i < pg_ports_.size(); ++i)
+      if (atNode(i, "pg_is_in_recovery()") == "f")
+        return atNode(i, expression);
+    return "";
+  }
+
+  json credentials_;
+  std::vector<int> pg_ports_;
+};
+
+TEST_F(BrokerPlanUpdateTest, ASingleServerGrowsWithOneRestartAndRefusedMovesChangeNothing) {
+  ASSERT_NO_FATAL_FAILURE(startBroker());
+  ASSERT_NO_FATAL_FAILURE(provisioned("grow", kSingleSmall));
+  {
+    auto conn = connectWith(credentials_);
+    ASSERT_TRUE(conn.ok()) << conn.error().message;
+    ASSERT_TRUE(conn->exec("CREATE TABLE t AS SELECT generate_series(1, 500) AS id").ok());
+  }
+  const std::string started = atNode(0, "pg_postmaster_start_time()");
+
+  // Refused: a single server does not become a cluster here, nor is a move made synchronously.
+  BrokerAnswer to_cluster = patch("grow", kClusterSmall);
+  EXPECT_EQ(to_cluster.status, 422) << to_cluster.text;
+  EXPECT_NE(to_cluster.body.value("description", "").find("single server"), std::string::npos)
+      << to_cluster.text;
+  BrokerAnswer sync = patch("grow", kSingleMedium, false);
+  EXPECT_EQ(sync.status, 422);
+  EXPECT_EQ(sync.body.value("error", ""), "AsyncRequired");
+  EXPECT_EQ(planOf("grow"), kSingleSmall);
+  EXPECT_EQ(atNode(0, "pg_postmaster_start_time()"), started);
+
+  // Bigger resources: one restart.
+  BrokerAnswer bigger = patch("grow", kSingleMedium);
+  ASSERT_EQ(bigger.status, 202) << bigger.text;
+  EXPECT_EQ(patch("grow", kSingleMedium).status, 202)
+      << "the same change again: the same operation";
+  BrokerAnswer done = waitOperation("grow", Millis(seconds(120)));
+  ASSERT_EQ(done.body.value("state", ""), "succeeded") << done.text << brokerLog();
+  EXPECT_EQ(planOf("grow"), kSingleMedium);
+  EXPECT_EQ(atNode(0, "current_setting('shared_buffers')"), "512MB");
+  EXPECT_EQ(atNode(0, "current_setting('max_connections')"), "200");
+  EXPECT_NE(atNode(0, "pg_postmaster_start_time()"), started);
+  EXPECT_EQ(atNode(0, "(SELECT count(*) FROM t)"), "500");
+  const std::string restarted = atNode(0, "pg_postmaster_start_time()");
+
+  // Back to the smaller plan: fewer connections and a smaller disk, refused; nothing changes.
+  BrokerAnswer smaller = patch("grow", kSingleSmall);
+  EXPECT_EQ(smaller.status, 422) << smaller.text;
+  EXPECT_NE(smaller.body.value("description", "").find("nothing was changed"), std::string::npos);
+  EXPECT_EQ(planOf("grow"), kSingleMedium);
+  EXPECT_EQ(atNode(0, "current_setting('shared_buffers')"), "512MB");
+  EXPECT_EQ(atNode(0, "pg_postmaster_start_time()"), restarted);
+  EXPECT_EQ(patch("grow", kSingleMedium).status, 200) << "already on that plan";
+}
+
+TEST_F(BrokerPlanUpdateTest, AClusterTurnsSynchronousLiveThenResizesRollingWithoutLosingARow) {
+  // The broker is killed right after it changed the cluster's configuration; the next one
+  // finishes the change.
+  ASSERT_NO_FATAL_FAILURE(startBroker({{"PGFLEET_BROKER_KILL_AT", "configuration changed"}}));
+  ASSERT_NO_FATAL_FAILURE(provisioned("rolling", kClusterSmall));
+  std::vector<std::string> started;
+  for (size_t i = 0; i < pg_ports_.size(); ++i)
+    started.push_back(atNode(i, "pg_postmaster_start_time()"));
+  ASSERT_EQ(patch("rolling", kClusterSmallSync).status, 202);
+  ASSERT_TRUE(broker_.waitExit(Millis(seconds(60)))) << brokerLog();
+  ASSERT_NO_FATAL_FAILURE(startBroker());
+  BrokerAnswer sync = waitOperation("rolling", Millis(seconds(120)));
+  ASSERT_EQ(sync.body.value("state", ""), "succeeded") << sync.text << brokerLog();
+  EXPECT_EQ(planOf("rolling"), kClusterSmallSync);
+  EXPECT_TRUE(waitUntil(
+      [&] { return !primarySays("current_setting('synchronous_standby_names')").empty(); },
+      Millis(seconds(30))));
+  for (size_t i = 0; i < pg_ports_.size(); ++i)
+    EXPECT_EQ(atNode(i, "pg_postmaster_start_time()"), started[i]) << "no restart, node" << i;
+
+  // A writer through the bound URI while the cluster moves to bigger resources (and back to
+  // asynchronous replication).
+  {
+    auto conn = connectWith(credentials_);
+    ASSERT_TRUE(conn.ok()) << conn.error().message;
+    ASSERT_TRUE(conn->exec("CREATE TABLE w (id int PRIMARY KEY)").ok());
+  }
+  std::atomic<bool> stop{false};
+  std::mutex mu;
+  std::vector<int> acknowledged;
+  std::vector<std::pair<Clock::time_point, bool>> attempts;  // when, and whether it succeeded
+  std::thread writer([&] {
+    std::optional<PgConnection> conn;
+    const auto until = Clock::now() + seconds(240);
+    for (int id = 1; id <= 20000 && !stop && Clock::now() < until; ++id) {
+      bool ok = false;
+      if (!conn) {
+        auto c = connectWith(credentials_);
+        if (c.ok() && c->exec("SET statement_timeout = 5000").ok())
+          conn.emplace(std::move(*c));
+      }
+      if (conn) {
+        ok = conn->exec(fmt::format("INSERT INTO w VALUES ({})", id)).ok();
+        if (!ok)
+          conn.reset();
+      }
+      std::lock_guard<std::mutex> lk(mu);
+      attempts.emplace_back(Clock::now(), ok);
+      if (ok)
+        acknowledged.push_back(id);
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  });
+  std::this_thread::sleep_for(seconds(1));
+  BrokerAnswer resize = patch("rolling", kClusterMedium);
+  BrokerAnswer resized =
+      resize.status == 202 ? waitOperation("rolling", Millis(seconds(240))) : resize;
+  std::this_thread::sleep_for(seconds(1));
+  stop = true;
+  writer.join();
+  ASSERT_EQ(resize.status, 202) << resize.text;
+  ASSERT_EQ(resized.body.value("state", ""), "succeeded") << resized.text << brokerLog();
+  EXPECT_EQ(planOf("rolling"), kClusterMedium);
+
+  // Every node runs the new resources; one switchover was made; replication is asynchronous again.
+  for (size_t i = 0; i < pg_ports_.size(); ++i) {
+    EXPECT_EQ(atNode(i, "current_setting('shared_buffers')"), "512MB") << "node" << i;
+    EXPECT_EQ(atNode(i, "current_setting('max_connections')"), "200") << "node" << i;
+  }
+  int switchovers = 0;
+  for (const auto& step : instance("rolling")["last_operation"].value("steps", json::array()))
+    if (step.is_string() && step.get<std::string>().rfind("switched over", 0) == 0)
+      ++switchovers;
+  EXPECT_EQ(switchovers, 1) << instance("rolling")["last_operation"].dump();
+  EXPECT_TRUE(
+      waitUntil([&] { return primarySays("current_setting('synchronous_standby_names')") == ""; },
+                Millis(seconds(30))));
+
+  // Not one acknowledged row lost; the failed writes form at most one window, a short one.
+  ASSERT_FALSE(acknowledged.empty());
+  EXPECT_EQ(
+      primarySays(fmt::format("(SELECT count(*) FROM w WHERE id <= {})", acknowledged.back())),
+      std::to_string(acknowledged.size()));
+  int windows = 0;
+  Clock::duration longest{0};
+  std::optional<Clock::time_point> failing_since;
+  for (const auto& [at, ok] : attempts) {
+    if (!ok && !failing_since) {
+      failing_since = at;
+      ++windows;
+    } else if (ok && failing_since) {
+      longest = std::max(longest, at - *failing_since);
+      failing_since.reset();
+    }
+  }
+  EXPECT_FALSE(failing_since.has_value()) << "writes still failed at the end";
+  EXPECT_LE(windows, 1);
+  EXPECT_LT(longest, seconds(15));
+  RecordProperty(
+      "failed_writes_window_ms",
+      std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(longest).count()));
+}
+
+}  // namespace
+}  // namespace pgf::testing

@@ -1,0 +1,93 @@
+// Which plan changes the broker makes and how: the refusals (with their reasons), when a restart
+// is needed, and the configuration patch the agents receive.
+#include "broker/plan_change.h"
+
+#include <algorithm>
+
+#include <gtest/gtest.h>
+
+namespace pgf {
+namespace {
+
+Plan plan(const std::string& name, int nodes, const std::string& shared_buffers,
+          int max_connections, int64_t disk_mb) {
+  Plan p;
+  p.id = name + "-id";
+  p.name = name;
+  p.nodes = nodes;
+  p.resources.shared_buffers = shared_buffers;
+  p.resources.max_connections = max_connections;
+  p.resources.disk_quota_mb = disk_mb;
+  return p;
+}
+
+TEST(PlanChange, MovesThatLoseCapacityOrDataAreRefusedWithTheReason) {
+  const Plan single = plan("single-small", 1, "128MB", 100, 1024);
+  const Plan cluster = plan("cluster-small", 3, "128MB", 100, 1024);
+  EXPECT_NE(planChange(cluster, single).refusal.find("replicas"), std::string::npos);
+  EXPECT_NE(planChange(single, cluster).refusal.find("not supported"), std::string::npos);
+  EXPECT_NE(planChange(single, plan("tiny", 1, "128MB", 100, 512)).refusal.find("disk quota"),
+            std::string::npos);
+  EXPECT_NE(planChange(plan("unlimited", 1, "128MB", 100, 0), single).refusal.find("no quota"),
+            std::string::npos);
+  EXPECT_NE(planChange(single, plan("few", 1, "128MB", 50, 1024)).refusal.find("fewer"),
+            std::string::npos);
+  Plan other_template = single;
+  other_template.name = "other";
+  other_template.template_file = "other.yaml.mustache";
+  EXPECT_NE(planChange(single, other_template).refusal.find("template"), std::string::npos);
+  // A quota lifted is no loss.
+  EXPECT_EQ(planChange(single, plan("unlimited", 1, "128MB", 100, 0)).refusal, "");
+}
+
+TEST(PlanChange, BiggerResourcesRestartAndOnlyWhatChangesIsPatched) {
+  const Plan small = plan("cluster-small", 3, "128MB", 100, 1024);
+  Plan medium = plan("cluster-medium", 3, "512MB", 200, 4096);
+  medium.resources.work_mem = "8MB";
+  PlanChange c = planChange(small, medium);
+  EXPECT_EQ(c.refusal, "");
+  EXPECT_TRUE(c.restart);
+  EXPECT_FALSE(c.synchronous_mode_changes);
+  EXPECT_EQ(
+      c.config_patch,
+      (nlohmann::json{
+          {"postgresql",
+           {{"parameters",
+             {{"shared_buffers", "512MB"}, {"max_connections", "200"}, {"work_mem", "8MB"}}}}}}));
+  // work_mem alone is taken by a reload.
+  Plan more_work_mem = small;
+  more_work_mem.resources.work_mem = "16MB";
+  EXPECT_FALSE(planChange(small, more_work_mem).restart);
+}
+
+TEST(PlanChange, SynchronousModeChangesLiveAndParametersThePlanDropsAreRemoved) {
+  Plan async = plan("cluster-small", 3, "128MB", 100, 1024);
+  async.parameters["log_min_duration_statement"] = "500";
+  Plan sync = plan("cluster-small-sync", 3, "128MB", 100, 1024);
+  sync.synchronous_mode = true;
+  PlanChange c = planChange(async, sync);
+  EXPECT_EQ(c.refusal, "");
+  EXPECT_FALSE(c.restart);
+  EXPECT_TRUE(c.synchronous_mode_changes);
+  EXPECT_EQ(c.config_patch["synchronous_mode"], true);
+  EXPECT_TRUE(c.config_patch["postgresql"]["parameters"]["log_min_duration_statement"].is_null());
+  EXPECT_FALSE(c.config_patch["postgresql"]["parameters"].contains("shared_buffers"));
+}
+
+TEST(PlanChange, AClusterKeepsWalForItsReplicasUnlessThePlanSetsIt) {
+  const auto params = planParameters(plan("cluster-small", 3, "128MB", 100, 0));
+  EXPECT_NE(std::find(params.begin(), params.end(),
+                      std::pair<std::string, std::string>{"wal_keep_size", "128MB"}),
+            params.end());
+  Plan own = plan("cluster-own", 3, "128MB", 100, 0);
+  own.parameters["wal_keep_size"] = "1GB";
+  int found = 0;
+  for (const auto& [k, v] : planParameters(own))
+    found += k == "wal_keep_size" ? 1 : 0;
+  EXPECT_EQ(found, 1);
+  for (const auto& [k, v] : planParameters(plan("single", 1, "128MB", 100, 0)))
+    EXPECT_NE(k, "wal_keep_size");
+}
+
+}  // namespace
+}  // namespace pgf
