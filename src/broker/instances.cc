@@ -142,6 +142,19 @@ bool sameProvision(const InstanceRecord& r, const json& body) {
          r.plan_id == stringField(body, "plan_id") && r.parameters == params;
 }
 
+// What an instance of `plan` reserves a port for: its endpoints and each node's PostgreSQL and
+// REST API.
+std::vector<std::string> portPurposes(const Plan& plan) {
+  std::vector<std::string> purposes = {"rw"};
+  if (plan.nodes > 1)
+    purposes.push_back("ro");
+  for (int i = 0; i < plan.nodes; ++i) {
+    purposes.push_back(fmt::format("pg{}", i));
+    purposes.push_back(fmt::format("api{}", i));
+  }
+  return purposes;
+}
+
 // One request to a node's agent (its Patroni-compatible REST API) on 127.0.0.1.
 Result<HttpResponse> agentCall(int api_port, std::string_view method, std::string_view path,
                                const json& body, Millis timeout) {
@@ -455,14 +468,7 @@ Status InstanceService::startNodes(InstanceRecord& r, const Plan& plan, int64_t 
   };
   const std::string name = r.deployment.value("name", "");
   // Ports: kept in the store before anything listens on them.
-  std::vector<std::string> purposes = {"rw"};
-  if (plan.nodes > 1)
-    purposes.push_back("ro");
-  for (int i = 0; i < plan.nodes; ++i) {
-    purposes.push_back(fmt::format("pg{}", i));
-    purposes.push_back(fmt::format("api{}", i));
-  }
-  auto ports = store_.reservePorts(r.id, purposes, options_.port_low, options_.port_high,
+  auto ports = store_.reservePorts(r.id, portPurposes(plan), options_.port_low, options_.port_high,
                                    [](int port) { return !portFree(port); });
   if (!ports.ok())
     return ports.error();
@@ -1065,17 +1071,47 @@ Status InstanceService::updateSteps(const std::string& id, int64_t op_id,
   InstanceRecord t = r;
   t.plan_id = to->id;
   t.maintenance_version = to->maintenance_version;
+  if (change.grow) {
+    // The new nodes' ports (the existing ones are kept), in the store before anything listens.
+    auto ports = store_.reservePorts(id, portPurposes(*to), options_.port_low, options_.port_high,
+                                     [](int port) { return !portFree(port); });
+    if (!ports.ok())
+      return ports.error().wrap("reserving the new nodes' ports");
+    t.deployment["ports"] = *ports;
+    t.deployment["read_only_port"] = ports->at("ro");
+  }
   auto manifest = manifestOf(t);
   if (!manifest.ok())
     return manifest.error().wrap("rendering the deployment manifest");
   const std::string name = t.deployment.value("name", "");
   if (!done.count("configuration changed")) {
-    // The nodes' own files first (what a node rebuilt later starts from), then the cluster's
-    // dynamic configuration, which every agent applies (postgresql.conf rewritten, reloaded).
-    PGF_TRY(backend_.deploy(name, *manifest), "writing the nodes' configuration");
+    // The cluster's dynamic configuration, which every agent applies (postgresql.conf rewritten,
+    // reloaded), then the nodes' own files (what a node rebuilt later starts from).
     if (!change.config_patch.empty())
       PGF_TRY(patchConfig(*manifest, change.config_patch), "changing the configuration");
+    if (!change.grow)
+      PGF_TRY(backend_.deploy(name, *manifest), "writing the nodes' configuration");
     PGF_TRY(journal(op_id, "configuration changed"), "journal");
+  }
+  if (change.grow && !done.count("replicas streaming")) {
+    // The new nodes' agents clone the primary and stream from it; the endpoints still lead to
+    // the primary alone, which keeps serving throughout.
+    PGF_TRY(backend_.deploy(name, *manifest), "starting the new nodes");
+    const auto deadline = std::chrono::steady_clock::now() + options_.ready_timeout;
+    for (const auto& n : manifest->nodes) {
+      while (!serving(nodeView(n.api_port))) {
+        if (cancel)
+          return makeError(ErrorCode::kInternal, "halted");
+        if (std::chrono::steady_clock::now() >= deadline)
+          return makeError(ErrorCode::kTimeout, n.name + " did not stream within the timeout");
+        std::this_thread::sleep_for(std::chrono::milliseconds(200));
+      }
+    }
+    PGF_TRY(journal(op_id, "replicas streaming"), "journal");
+  }
+  if (change.grow && !done.count("endpoints updated")) {
+    PGF_TRY(backend_.reloadHaproxy(name, *manifest), "adding the replicas to the endpoints");
+    PGF_TRY(journal(op_id, "endpoints updated"), "journal");
   }
   if (change.restart)
     PGF_RETURN_IF_ERROR(rollingRestart(t, *to, *manifest, op_id, done, cancel));

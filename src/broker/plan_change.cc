@@ -2,6 +2,7 @@
 
 #include <map>
 #include <set>
+#include <tuple>
 
 #include <fmt/format.h>
 
@@ -53,11 +54,6 @@ PlanChange planChange(const Plan& from, const Plan& to) {
         "plan {} is a single server and this instance is a cluster of {} nodes: its replicas, "
         "and the copies of the data they hold, would be lost",
         to.name, from.nodes);
-  } else if (to.nodes > from.nodes) {
-    c.refusal = fmt::format(
-        "plan {} is a cluster and this instance is a single server: growing a single server into "
-        "a cluster is not supported by this broker yet",
-        to.name);
   } else if (to.resources.disk_quota_mb > 0 &&
              (from.resources.disk_quota_mb == 0 ||
               to.resources.disk_quota_mb < from.resources.disk_quota_mb)) {
@@ -99,6 +95,12 @@ PlanChange planChange(const Plan& from, const Plan& to) {
   }
   if (!parameters.empty())
     c.config_patch["postgresql"] = {{"parameters", parameters}};
+  c.grow = to.nodes > from.nodes;
+  for (auto [key, before_s, after_s] :
+       {std::tuple{"ttl", from.ttl, to.ttl}, std::tuple{"loop_wait", from.loop_wait, to.loop_wait},
+        std::tuple{"retry_timeout", from.retry_timeout, to.retry_timeout}})
+    if (before_s != after_s)
+      c.config_patch[key] = after_s;
   c.synchronous_mode_changes = from.synchronous_mode != to.synchronous_mode;
   if (c.synchronous_mode_changes)
     c.config_patch["synchronous_mode"] = to.synchronous_mode;

@@ -230,6 +230,27 @@ Status LocalBackend::startHaproxy(const std::string& instance, const DeploymentM
   return okStatus();
 }
 
+Status LocalBackend::reloadHaproxy(const std::string& instance, const DeploymentManifest& m) {
+  const std::string dir = instanceDir(instance);
+  const std::string config = dir + "/haproxy.cfg";
+  auto running = recordedProcess(dir + "/haproxy.pid", config);
+  if (!running)
+    return startHaproxy(instance, m);
+  PGF_RETURN_IF_ERROR(writeFileAtomically(config, haproxyConfig(m), 0644));
+  CommandSpec spec;
+  spec.argv = {"haproxy", "-db", "-f", config, "-sf", std::to_string(*running)};
+  spec.uid = uid_;
+  spec.gid = gid_;
+  spec.cwd = dir;
+  spec.output_file = dir + "/haproxy.log";
+  spec.nice = 0;
+  spec.pid_file = dir + "/haproxy.pid";
+  auto pid = spawnProcess(spec);
+  if (!pid.ok())
+    return pid.error().wrap("reloading haproxy");
+  return okStatus();
+}
+
 Status LocalBackend::deploy(const std::string& instance, const DeploymentManifest& m) {
   const std::string dir = instanceDir(instance);
   PGF_RETURN_IF_ERROR(makeDir(dir, 0711, std::nullopt, std::nullopt));

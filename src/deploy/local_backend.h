@@ -73,6 +73,10 @@ class LocalBackend {
   // Starts one node's agent, or the instance's HAProxy, unless it runs already.
   Status startAgent(const std::string& instance, const NodeManifest& node);
   Status startHaproxy(const std::string& instance, const DeploymentManifest& manifest);
+  // Puts the manifest's endpoints and nodes into the instance's HAProxy without cutting a
+  // connection: a new HAProxy takes over the listening ports (-sf), the former one stops
+  // listening and ends once its connections have closed. Starts one when none runs.
+  Status reloadHaproxy(const std::string& instance, const DeploymentManifest& manifest);
 
   std::string instanceDir(const std::string& instance) const;
   std::string nodeDir(const std::string& instance, const std::string& node) const;

@@ -1,9 +1,10 @@
 // pgfleet-broker's plan changes (PATCH with a new plan_id) on real instances: a single server
 // moves to a bigger plan with one restart; moves that would lose capacity or data are refused with
 // 422 and change nothing; a cluster turns synchronous live (no restart), finishing after the
-// broker is killed half-way; and a cluster moves to bigger resources one node at a time, with one
+// broker is killed half-way; a cluster moves to bigger resources one node at a time, with one
 // switchover, while a writer runs through the bound URI: no acknowledged row is lost, and the
-// writes that fail fall in one short window.
+// writes that fail fall in one short window; and a single server grows into a cluster while a
+// writer runs, without one failed write.
 #include <signal.h>
 
 #include <algorithm>
@@ -32,6 +33,73 @@ using Clock = std::chrono::steady_clock;
 constexpr const char* kSingleMedium = "5f232f03-bcbd-4951-83f6-604f8cf980c9";
 constexpr const char* kClusterMedium = "525f9d5a-4fde-45a2-a0ae-5a76997d139f";
 constexpr const char* kClusterSmallSync = "8b26edc4-75dd-4274-8cc3-70f24ad7edd6";
+
+// Inserts numbered rows through a binding's URI every 20 ms (reconnecting after an error, each
+// statement bounded by 5 s) until stopped, for at most 4 minutes and 20000 rows.
+class Writer {
+ public:
+  explicit Writer(json credentials) : credentials_(std::move(credentials)) {
+    auto conn = connectWith(credentials_);
+    created_ = conn.ok() && conn->exec("CREATE TABLE IF NOT EXISTS w (id int PRIMARY KEY)").ok();
+    thread_ = std::thread([this] { run(); });
+  }
+  ~Writer() { stop(); }
+  void stop() {
+    stop_ = true;
+    if (thread_.joinable())
+      thread_.join();
+  }
+  bool created() const { return created_; }
+  const std::vector<int>& acknowledged() const { return acknowledged_; }
+  // The windows of consecutive failed writes: how many, and the longest.
+  std::pair<int, Clock::duration> failures() const {
+    int windows = 0;
+    Clock::duration longest{0};
+    std::optional<Clock::time_point> failing_since;
+    for (const auto& [at, ok] : attempts_) {
+      if (!ok && !failing_since) {
+        failing_since = at;
+        ++windows;
+      } else if (ok && failing_since) {
+        longest = std::max(longest, at - *failing_since);
+        failing_since.reset();
+      }
+    }
+    if (failing_since)
+      longest = Clock::duration::max();  // still failing at the end
+    return {windows, longest};
+  }
+
+ private:
+  void run() {
+    std::optional<PgConnection> conn;
+    const auto until = Clock::now() + seconds(240);
+    for (int id = 1; id <= 20000 && !stop_ && Clock::now() < until; ++id) {
+      bool ok = false;
+      if (!conn) {
+        auto c = connectWith(credentials_);
+        if (c.ok() && c->exec("SET statement_timeout = 5000").ok())
+          conn.emplace(std::move(*c));
+      }
+      if (conn) {
+        ok = conn->exec(fmt::format("INSERT INTO w VALUES ({})", id)).ok();
+        if (!ok)
+          conn.reset();
+      }
+      attempts_.emplace_back(Clock::now(), ok);
+      if (ok)
+        acknowledged_.push_back(id);
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  }
+
+  json credentials_;
+  bool created_ = false;
+  std::atomic<bool> stop_{false};
+  std::vector<int> acknowledged_;
+  std::vector<std::pair<Clock::time_point, bool>> attempts_;
+  std::thread thread_;
+};
 
 class BrokerPlanUpdateTest : public BrokerTest {
  protected:
@@ -90,11 +158,7 @@ TEST_F(BrokerPlanUpdateTest, ASingleServerGrowsWithOneRestartAndRefusedMovesChan
   }
   const std::string started = atNode(0, "pg_postmaster_start_time()");
 
-  // Refused: a single server does not become a cluster here, nor is a move made synchronously.
-  BrokerAnswer to_cluster = patch("grow", kClusterSmall);
-  EXPECT_EQ(to_cluster.status, 422) << to_cluster.text;
-  EXPECT_NE(to_cluster.body.value("description", "").find("single server"), std::string::npos)
-      << to_cluster.text;
+  // Refused: a move made synchronously.
   BrokerAnswer sync = patch("grow", kSingleMedium, false);
   EXPECT_EQ(sync.status, 422);
   EXPECT_EQ(sync.body.value("error", ""), "AsyncRequired");
@@ -123,6 +187,9 @@ TEST_F(BrokerPlanUpdateTest, ASingleServerGrowsWithOneRestartAndRefusedMovesChan
   EXPECT_EQ(atNode(0, "current_setting('shared_buffers')"), "512MB");
   EXPECT_EQ(atNode(0, "pg_postmaster_start_time()"), restarted);
   EXPECT_EQ(patch("grow", kSingleMedium).status, 200) << "already on that plan";
+  BrokerAnswer to_small_cluster = patch("grow", kClusterSmall);
+  EXPECT_EQ(to_small_cluster.status, 422) << "fewer connections: " << to_small_cluster.text;
+  EXPECT_EQ(planOf("grow"), kSingleMedium);
 }
 
 TEST_F(BrokerPlanUpdateTest, AClusterTurnsSynchronousLiveThenResizesRollingWithoutLosingARow) {
@@ -147,44 +214,14 @@ TEST_F(BrokerPlanUpdateTest, AClusterTurnsSynchronousLiveThenResizesRollingWitho
 
   // A writer through the bound URI while the cluster moves to bigger resources (and back to
   // asynchronous replication).
-  {
-    auto conn = connectWith(credentials_);
-    ASSERT_TRUE(conn.ok()) << conn.error().message;
-    ASSERT_TRUE(conn->exec("CREATE TABLE w (id int PRIMARY KEY)").ok());
-  }
-  std::atomic<bool> stop{false};
-  std::mutex mu;
-  std::vector<int> acknowledged;
-  std::vector<std::pair<Clock::time_point, bool>> attempts;  // when, and whether it succeeded
-  std::thread writer([&] {
-    std::optional<PgConnection> conn;
-    const auto until = Clock::now() + seconds(240);
-    for (int id = 1; id <= 20000 && !stop && Clock::now() < until; ++id) {
-      bool ok = false;
-      if (!conn) {
-        auto c = connectWith(credentials_);
-        if (c.ok() && c->exec("SET statement_timeout = 5000").ok())
-          conn.emplace(std::move(*c));
-      }
-      if (conn) {
-        ok = conn->exec(fmt::format("INSERT INTO w VALUES ({})", id)).ok();
-        if (!ok)
-          conn.reset();
-      }
-      std::lock_guard<std::mutex> lk(mu);
-      attempts.emplace_back(Clock::now(), ok);
-      if (ok)
-        acknowledged.push_back(id);
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
-  });
+  Writer writer(credentials_);
+  ASSERT_TRUE(writer.created());
   std::this_thread::sleep_for(seconds(1));
   BrokerAnswer resize = patch("rolling", kClusterMedium);
   BrokerAnswer resized =
       resize.status == 202 ? waitOperation("rolling", Millis(seconds(240))) : resize;
   std::this_thread::sleep_for(seconds(1));
-  stop = true;
-  writer.join();
+  writer.stop();
   ASSERT_EQ(resize.status, 202) << resize.text;
   ASSERT_EQ(resized.body.value("state", ""), "succeeded") << resized.text << brokerLog();
   EXPECT_EQ(planOf("rolling"), kClusterMedium);
@@ -204,28 +241,78 @@ TEST_F(BrokerPlanUpdateTest, AClusterTurnsSynchronousLiveThenResizesRollingWitho
                 Millis(seconds(30))));
 
   // Not one acknowledged row lost; the failed writes form at most one window, a short one.
+  const std::vector<int>& acknowledged = writer.acknowledged();
   ASSERT_FALSE(acknowledged.empty());
   EXPECT_EQ(
       primarySays(fmt::format("(SELECT count(*) FROM w WHERE id <= {})", acknowledged.back())),
       std::to_string(acknowledged.size()));
-  int windows = 0;
-  Clock::duration longest{0};
-  std::optional<Clock::time_point> failing_since;
-  for (const auto& [at, ok] : attempts) {
-    if (!ok && !failing_since) {
-      failing_since = at;
-      ++windows;
-    } else if (ok && failing_since) {
-      longest = std::max(longest, at - *failing_since);
-      failing_since.reset();
-    }
-  }
-  EXPECT_FALSE(failing_since.has_value()) << "writes still failed at the end";
+  auto [windows, longest] = writer.failures();
   EXPECT_LE(windows, 1);
   EXPECT_LT(longest, seconds(15));
-  RecordProperty(
-      "failed_writes_window_ms",
-      std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(longest).count()));
+
+  // Back to a single server: refused, nothing changed.
+  BrokerAnswer shrink = patch("rolling", kSingleMedium);
+  EXPECT_EQ(shrink.status, 422) << shrink.text;
+  EXPECT_NE(shrink.body.value("description", "").find("replicas"), std::string::npos)
+      << shrink.text;
+  EXPECT_EQ(planOf("rolling"), kClusterMedium);
+}
+
+TEST_F(BrokerPlanUpdateTest, ASingleServerGrowsIntoAClusterWhileItsUriKeepsWorking) {
+  ASSERT_NO_FATAL_FAILURE(startBroker());
+  ASSERT_NO_FATAL_FAILURE(provisioned("solo", kSingleSmall));
+  const std::string started = atNode(0, "pg_postmaster_start_time()");
+  Writer writer(credentials_);
+  ASSERT_TRUE(writer.created());
+  std::this_thread::sleep_for(seconds(1));
+  BrokerAnswer grow = patch("solo", kClusterSmall);
+  BrokerAnswer grown = grow.status == 202 ? waitOperation("solo", Millis(seconds(180))) : grow;
+  std::this_thread::sleep_for(seconds(1));
+  writer.stop();
+  ASSERT_EQ(grow.status, 202) << grow.text;
+  ASSERT_EQ(grown.body.value("state", ""), "succeeded") << grown.text << brokerLog();
+  EXPECT_EQ(planOf("solo"), kClusterSmall);
+
+  // The primary never stopped, and no write failed.
+  EXPECT_EQ(atNode(0, "pg_postmaster_start_time()"), started);
+  auto [windows, longest] = writer.failures();
+  EXPECT_EQ(windows, 0);
+  const std::vector<int>& acknowledged = writer.acknowledged();
+  ASSERT_FALSE(acknowledged.empty());
+
+  // Three nodes, the two new ones replicas holding every acknowledged row; a new binding reads
+  // from a replica through its read-only URI.
+  const json deployment = instance("solo")["deployment"];
+  pg_ports_.clear();
+  for (const auto& n : deployment["nodes"])
+    pg_ports_.push_back(n.value("pg_port", 0));
+  ASSERT_EQ(pg_ports_.size(), 3u);
+  const std::string rows = std::to_string(acknowledged.size());
+  for (size_t i = 1; i < 3; ++i) {
+    EXPECT_EQ(atNode(i, "pg_is_in_recovery()"), "t") << "node" << i;
+    EXPECT_TRUE(waitUntil(
+        [&] {
+          return atNode(i, fmt::format("(SELECT count(*) FROM w WHERE id <= {})",
+                                       acknowledged.back())) == rows;
+        },
+        Millis(seconds(30))))
+        << "node" << i;
+  }
+  BrokerAnswer reader = call("PUT", "/v2/service_instances/solo/service_bindings/reader",
+                             {{"service_id", kService}, {"plan_id", kClusterSmall}});
+  ASSERT_EQ(reader.status, 201) << reader.text;
+  auto ro = connectWith(reader.body["credentials"], true);
+  ASSERT_TRUE(ro.ok()) << ro.error().message;
+  auto in_recovery = ro->query("SELECT pg_is_in_recovery() AS r");
+  ASSERT_TRUE(in_recovery.ok());
+  EXPECT_EQ(in_recovery->get(0, "r").value_or(""), "t");
+  EXPECT_TRUE(waitUntil(
+      [&] {
+        json h = instance("solo").value("health", json());
+        return h.is_object() && h.value("state", "") == "healthy";
+      },
+      Millis(seconds(30))))
+      << instance("solo").dump();
 }
 
 }  // namespace

@@ -25,7 +25,7 @@ TEST(PlanChange, MovesThatLoseCapacityOrDataAreRefusedWithTheReason) {
   const Plan single = plan("single-small", 1, "128MB", 100, 1024);
   const Plan cluster = plan("cluster-small", 3, "128MB", 100, 1024);
   EXPECT_NE(planChange(cluster, single).refusal.find("replicas"), std::string::npos);
-  EXPECT_NE(planChange(single, cluster).refusal.find("not supported"), std::string::npos);
+  EXPECT_EQ(planChange(single, cluster).refusal, "") << "a single server may grow";
   EXPECT_NE(planChange(single, plan("tiny", 1, "128MB", 100, 512)).refusal.find("disk quota"),
             std::string::npos);
   EXPECT_NE(planChange(plan("unlimited", 1, "128MB", 100, 0), single).refusal.find("no quota"),
@@ -72,6 +72,22 @@ TEST(PlanChange, SynchronousModeChangesLiveAndParametersThePlanDropsAreRemoved) 
   EXPECT_EQ(c.config_patch["synchronous_mode"], true);
   EXPECT_TRUE(c.config_patch["postgresql"]["parameters"]["log_min_duration_statement"].is_null());
   EXPECT_FALSE(c.config_patch["postgresql"]["parameters"].contains("shared_buffers"));
+}
+
+TEST(PlanChange, ASingleServerGrowsIntoAClusterWithTheClustersTimingAndWal) {
+  Plan single = plan("single-small", 1, "128MB", 100, 1024);
+  Plan cluster = plan("cluster-small", 3, "128MB", 100, 1024);
+  cluster.ttl = 15;
+  cluster.loop_wait = 2;
+  cluster.retry_timeout = 5;
+  PlanChange c = planChange(single, cluster);
+  EXPECT_TRUE(c.grow);
+  EXPECT_FALSE(c.restart);
+  EXPECT_EQ(c.config_patch["ttl"], 15);
+  EXPECT_EQ(c.config_patch["loop_wait"], 2);
+  EXPECT_EQ(c.config_patch["retry_timeout"], 5);
+  EXPECT_EQ(c.config_patch["postgresql"]["parameters"]["wal_keep_size"], "128MB");
+  EXPECT_FALSE(planChange(cluster, cluster).grow);
 }
 
 TEST(PlanChange, AClusterKeepsWalForItsReplicasUnlessThePlanSetsIt) {
