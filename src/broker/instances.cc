@@ -919,28 +919,93 @@ HttpReply InstanceService::update(const std::string& id, const HttpRequest& req)
         (*last)->request.value("plan_id", "") == plan_id)
       return reply(202, {{"operation", (*last)->token()}});
     const bool plan_change = !plan_id.empty() && plan_id != i.plan_id;
-    const bool params_change = doc.contains("parameters") && doc["parameters"] != i.parameters &&
-                               !doc["parameters"].empty();
-    if (params_change)
-      return osbError(422, "",
-                      "changing an instance's parameters is not supported by this broker yet; "
-                      "nothing was changed");
-    if (!plan_change)
+    const Plan* target = options_.catalog.planById(plan_change ? plan_id : i.plan_id);
+    // Parameters: merged over the instance's own and checked against the (new) plan's schema.
+    json params = i.parameters;
+    std::vector<std::string> added;
+    if (auto asked = doc.find("parameters"); asked != doc.end() && !asked->is_null()) {
+      if (!asked->is_object())
+        return osbError(400, "", "parameters must be a JSON object");
+      if (!asked->empty() && (target == nullptr || target->schema.is_null()))
+        return osbError(400, "", "the instance's plan takes no parameters");
+      for (const auto& [k, v] : asked->items())
+        params[k] = v;
+      if (params != i.parameters) {
+        if (std::string v = schemaViolation(target->schema, params); !v.empty())
+          return osbError(400, "", v);
+        if (params.value("database", kDefaultDatabase) !=
+            i.deployment.value("database", kDefaultDatabase))
+          return osbError(422, "",
+                          "an instance's database cannot be renamed (its sessions would be cut); "
+                          "nothing was changed");
+        std::set<std::string> before, after;
+        for (const auto& e : i.deployment.value("extensions", json::array()))
+          if (e.is_string())
+            before.insert(e.get<std::string>());
+        for (const auto& e : params.value("extensions", json::array()))
+          if (e.is_string())
+            after.insert(e.get<std::string>());
+        std::string removed;
+        for (const auto& e : before)
+          if (!after.count(e))
+            removed += (removed.empty() ? "" : ", ") + e;
+        if (!removed.empty())
+          return osbError(422, "",
+                          fmt::format("dropping extensions ({}) would drop what depends on them; "
+                                      "nothing was changed",
+                                      removed));
+        for (const auto& e : after)
+          if (!before.count(e))
+            added.push_back(e);
+      }
+    }
+    const bool params_change = params != i.parameters;
+    if (!plan_change && !params_change)
       return reply(200, json::object());
     const Plan* from = options_.catalog.planById(i.plan_id);
-    const Plan* to = options_.catalog.planById(plan_id);
-    if (from == nullptr)
-      return osbError(422, "",
-                      "the instance's plan is no longer in the catalog; nothing was changed");
-    PlanChange change = planChange(*from, *to);
-    if (!change.refusal.empty())
-      return osbError(422, "", change.refusal + "; nothing was changed");
+    if (plan_change) {
+      if (from == nullptr)
+        return osbError(422, "",
+                        "the instance's plan is no longer in the catalog; nothing was changed");
+      PlanChange change = planChange(*from, *target);
+      if (!change.refusal.empty())
+        return osbError(422, "", change.refusal + "; nothing was changed");
+      if (!accepts)
+        return osbError(422, "AsyncRequired",
+                        "changing the plan takes a while: this broker answers asynchronously "
+                        "(accepts_incomplete=true)");
+    }
     if (!i.ready || running || busy_.count(id))
       return osbError(422, "ConcurrencyError", "another operation on this instance is running");
-    if (!accepts)
-      return osbError(422, "AsyncRequired",
-                      "changing the plan takes a while: this broker answers asynchronously "
-                      "(accepts_incomplete=true)");
+    if (params_change) {
+      // Applied now, live: the new extensions in one transaction, then the record.
+      if (Status st = createExtensions(accessOf(i), added, options_.sql_timeout); !st.ok()) {
+        spdlog::error("changing the parameters of instance {}: {}", jsonQuoted(id),
+                      st.error().message);
+        return osbError(
+            500, "",
+            "creating the extensions failed (" + st.error().message + "); nothing was changed");
+      }
+      InstanceRecord changed = i;
+      changed.parameters = params;
+      changed.deployment["extensions"] = params.value("extensions", json::array());
+      std::string created;
+      for (const auto& e : added)
+        created += (created.empty() ? "" : ", ") + e;
+      Status st = store_.transaction([&]() -> Status {
+        PGF_RETURN_IF_ERROR(store_.putInstance(changed));
+        return store_.addEvent(
+            id, "parameters-changed",
+            created.empty() ? std::string("parameters changed") : "extensions created: " + created);
+      });
+      if (!st.ok())
+        return storeFailure(st.error());
+      spdlog::info("instance {}: parameters changed{}", jsonQuoted(id),
+                   requestedBy(request.value("by", json())));
+      if (!plan_change)
+        return reply(200, json::object());
+    }
+    const Plan* to = target;
     OperationRecord op;
     op.kind = OpKind::kUpdate;
     op.instance_id = id;

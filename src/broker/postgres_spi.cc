@@ -108,18 +108,25 @@ Status prepareDatabase(const InstanceAccess& a, const std::vector<std::string>& 
           "restricting the database");
   PGF_TRY(conn->exec(fmt::format("GRANT ALL ON DATABASE {} TO {}", *db, *owner), timeout),
           "granting the database to its owner");
-  if (!extensions.empty()) {
-    auto in_db = connectAs(a, a.database, timeout);
-    if (!in_db.ok())
-      return in_db.error();
-    for (const auto& ext : extensions) {
-      auto name = quoted(*in_db, ext);
-      if (!name.ok())
-        return name.error();
-      PGF_TRY(in_db->exec(fmt::format("CREATE EXTENSION IF NOT EXISTS {}", *name), timeout),
-              "creating extension " + ext);
-    }
+  return createExtensions(a, extensions, timeout);
+}
+
+Status createExtensions(const InstanceAccess& a, const std::vector<std::string>& extensions,
+                        Millis timeout) {
+  if (extensions.empty())
+    return okStatus();
+  auto in_db = connectAs(a, a.database, timeout);
+  if (!in_db.ok())
+    return in_db.error();
+  // One statement string: one transaction, so that all are made or none.
+  std::string sql;
+  for (const auto& ext : extensions) {
+    auto name = quoted(*in_db, ext);
+    if (!name.ok())
+      return name.error();
+    sql += fmt::format("CREATE EXTENSION IF NOT EXISTS {}; ", *name);
   }
+  PGF_TRY(in_db->exec(sql, timeout), "creating the extensions");
   return okStatus();
 }
 

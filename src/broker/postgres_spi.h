@@ -41,6 +41,9 @@ inline constexpr std::string_view kPooledDatabase = "pgfleet_pooled";
 // there is one.
 Status prepareDatabase(const InstanceAccess& access, const std::vector<std::string>& extensions,
                        Millis timeout);
+// Creates the extensions in the instance's database unless they exist: all or none.
+Status createExtensions(const InstanceAccess& access, const std::vector<std::string>& extensions,
+                        Millis timeout);
 // A pooled instance's database, made ahead (safe to repeat).
 Status prepareDatabaseAhead(const InstanceAccess& access, Millis timeout);
 

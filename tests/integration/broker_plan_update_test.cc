@@ -1,10 +1,10 @@
-// pgfleet-broker's plan changes (PATCH with a new plan_id) on real instances: a single server
-// moves to a bigger plan with one restart; moves that would lose capacity or data are refused with
-// 422 and change nothing; a cluster turns synchronous live (no restart), finishing after the
-// broker is killed half-way; a cluster moves to bigger resources one node at a time, with one
-// switchover, while a writer runs through the bound URI: no acknowledged row is lost, and the
-// writes that fail fall in one short window; and a single server grows into a cluster while a
-// writer runs, without one failed write.
+// pgfleet-broker's plan and parameter changes (PATCH) on real instances: a single server moves to
+// a bigger plan with one restart; moves that would lose capacity or data are refused with 422 and
+// change nothing; parameters add an extension live; a cluster turns synchronous live (no
+// restart), finishing after the broker is killed half-way; a cluster moves to bigger resources
+// one node at a time, with one switchover, while a writer runs through the bound URI: no
+// acknowledged row is lost, and the writes that fail fall in one short window; and a single
+// server grows into a cluster while a writer runs, without one failed write.
 #include <signal.h>
 
 #include <algorithm>
@@ -190,6 +190,36 @@ TEST_F(BrokerPlanUpdateTest, ASingleServerGrowsWithOneRestartAndRefusedMovesChan
   BrokerAnswer to_small_cluster = patch("grow", kClusterSmall);
   EXPECT_EQ(to_small_cluster.status, 422) << "fewer connections: " << to_small_cluster.text;
   EXPECT_EQ(planOf("grow"), kSingleMedium);
+
+  // Parameters: an extension added live; dropping one, renaming the database or an extension the
+  // plan does not offer are refused, and change nothing.
+  auto parameters = [&](const json& p) {
+    return call("PATCH", "/v2/service_instances/grow?accepts_incomplete=true",
+                {{"service_id", kService}, {"parameters", p}});
+  };
+  auto citext = [&] {
+    auto conn = connectWith(credentials_);
+    if (!conn.ok())
+      return std::string();
+    auto r = conn->query("SELECT count(*) AS n FROM pg_extension WHERE extname = 'citext'");
+    return r.ok() ? r->get(0, "n").value_or("") : "";
+  };
+  EXPECT_EQ(citext(), "0");
+  BrokerAnswer add = parameters({{"extensions", {"citext"}}});
+  EXPECT_EQ(add.status, 200) << add.text;
+  EXPECT_EQ(citext(), "1");
+  EXPECT_EQ(call("GET", "/v2/service_instances/grow").body["parameters"]["extensions"],
+            json({"citext"}));
+  BrokerAnswer drop = parameters({{"extensions", json::array()}});
+  EXPECT_EQ(drop.status, 422) << drop.text;
+  EXPECT_NE(drop.body.value("description", "").find("citext"), std::string::npos);
+  BrokerAnswer rename = parameters({{"database", "other"}});
+  EXPECT_EQ(rename.status, 422) << rename.text;
+  EXPECT_EQ(parameters({{"extensions", {"not-offered"}}}).status, 400);
+  EXPECT_EQ(citext(), "1");
+  EXPECT_EQ(call("GET", "/v2/service_instances/grow").body["parameters"]["extensions"],
+            json({"citext"}));
+  EXPECT_EQ(atNode(0, "(SELECT count(*) FROM t)"), "500");
 }
 
 TEST_F(BrokerPlanUpdateTest, AClusterTurnsSynchronousLiveThenResizesRollingWithoutLosingARow) {
