@@ -995,7 +995,7 @@ void Agent::execute(const Decision& d, const HaInput& in) {
         memory_.reclone_refused = true;
         return;
       }
-      spdlog::warn("pg_rewind failed: the data directory is kept as {}; cloning it again from {}",
+      spdlog::warn("{}: the data directory is kept as {}; cloning it again from {}", d.reason,
                    *aside, d.source);
       memory_.new_node = true;  // a failed clone into the fresh directory may be cleared again
       memory_.rewind_failed = false;
@@ -1011,8 +1011,8 @@ void Agent::execute(const Decision& d, const HaInput& in) {
       return;
 
     case Action::kReleaseLeader: {
-      // The probe has already stopped a postmaster whose data directory vanished under it: no
-      // server of ours takes writes any more.
+      // The probe has already stopped a postmaster whose data directory vanished under it (an
+      // unusable one has none running): no server of ours takes writes any more.
       {
         std::lock_guard<std::mutex> lk(mu_);
         clearDeadline();
@@ -1024,8 +1024,9 @@ void Agent::execute(const Decision& d, const HaInput& in) {
       auto released = dcs_->deleteLeader();
       if (released.ok())
         spdlog::warn(
-            "released the leader key: this node's data directory is gone; a replica "
-            "takes over and this node clones from it");
+            "released the leader key ({}); a replica takes over and this node clones "
+            "from it",
+            d.reason);
       else
         spdlog::warn("releasing the leader key: {}", released.error().message);
       callbacks_.fire("on_role_change", "replica");

@@ -226,6 +226,40 @@ Step halfRewound(const HaInput& in) {
                           waiting));
 }
 
+// A data directory PostgreSQL cannot start from (its control file missing, truncated or failing
+// its checksum) is set aside whole (invariant 5: nothing deleted) and cloned again from the
+// leader. A leader in that state releases the key first, so that a replica takes over and this
+// node clones from it: its server does not run, so it takes no writes, and the WAL it had is
+// unreadable without its control file. With no other member to take over it waits for an
+// operator.
+Step unusableDataDirectory(const HaInput& in) {
+  if (!in.pg.control_unusable || in.pg.running || in.pg.data_dir_empty)
+    return std::nullopt;
+  const std::string* leader = leaderName(in);
+  const bool others =
+      in.cluster && std::any_of(in.cluster->members.begin(), in.cluster->members.end(),
+                                [&](const MemberInfo& m) { return m.name != in.self; });
+  if (leader && *leader == in.self) {
+    if (others)
+      return make(Action::kReleaseLeader,
+                  "data directory unusable (its control file is missing or damaged) while we hold "
+                  "the leader key: releasing it so that a replica takes over");
+    return make(Action::kNone,
+                "not starting PostgreSQL: its control file is missing or damaged and no other "
+                "member can take over; waiting for pgfleetctl reinit");
+  }
+  if (leader && !in.memory.reclone_refused)
+    return make(Action::kReclone,
+                fmt::format("data directory unusable (its control file is missing or damaged): "
+                            "setting it aside to clone it again from {}",
+                            *leader),
+                *leader);
+  return make(Action::kNone,
+              fmt::format("not starting PostgreSQL: its control file is missing or damaged; {}",
+                          leader ? "setting it aside was refused, waiting for pgfleetctl reinit"
+                                 : "waiting for a leader to clone from"));
+}
+
 Step emptyDataDirectory(const HaInput& in) {
   if (!in.pg.data_dir_empty)
     return std::nullopt;
@@ -512,7 +546,8 @@ void rememberLeader(AgentMemory& memory, const std::optional<ClusterView>& clust
 }
 
 Decision decide(const HaInput& in) {
-  for (auto rule : {fence, dcsUnreadable, paused, emptyDataDirectory, sysidMismatch, halfRewound}) {
+  for (auto rule : {fence, dcsUnreadable, paused, emptyDataDirectory, unusableDataDirectory,
+                    sysidMismatch, halfRewound}) {
     if (Step s = rule(in))
       return std::move(*s);
   }

@@ -54,6 +54,7 @@ ControlState parseControlState(std::string_view text) {
 
 Result<ControlData> parseControlData(std::string_view output) {
   ControlData data;
+  data.crc_mismatch = output.find("CRC checksum does not match") != std::string_view::npos;
   while (!output.empty()) {
     auto nl = output.find('\n');
     std::string_view line = output.substr(0, nl);

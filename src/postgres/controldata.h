@@ -22,7 +22,12 @@ struct ControlData {
   int64_t checkpoint_lsn = 0;     // "Latest checkpoint location"
   int64_t min_recovery_lsn = 0;   // "Minimum recovery ending location" (0 when none)
   int min_recovery_timeline = 0;  // "Min recovery ending loc's timeline" (0 when none)
+  // pg_controldata warned that the file fails its CRC: the values above are untrustworthy.
+  bool crc_mismatch = false;
 };
+
+// The size of a control file (PG_CONTROL_FILE_SIZE): one that is not this size is damaged.
+inline constexpr int64_t kControlFileSize = 8192;
 
 // Maps "Database cluster state" text to ControlState (unknown text: kUnknown).
 ControlState parseControlState(std::string_view text);

@@ -263,6 +263,14 @@ LocalPostgres LocalPostgresController::probe() {
   } else {
     spdlog::debug("probe: {}", control.error().message);
   }
+  if (!st.running) {
+    // Judged from the file itself (pg_controldata may fail for other reasons, a timeout say), and
+    // from the tool's checksum warning.
+    std::error_code ec;
+    const auto size = std::filesystem::file_size(data_dir_ + "/global/pg_control", ec);
+    st.control_unusable = ec || static_cast<int64_t>(size) != kControlFileSize ||
+                          (control.ok() && control->crc_mismatch);
+  }
   if (st.running) {
     queryServer(st);
   } else {

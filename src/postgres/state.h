@@ -41,6 +41,9 @@ struct LocalPostgres {
   // A pg_rewind into this data directory ran and failed (kRewindFailedMarker is there): its files
   // may be half rewound, so it is neither rewound again nor started until it is cloned afresh.
   bool rewind_failed = false;
+  // PG_VERSION is there but the control file (global/pg_control) is missing, truncated or fails
+  // its checksum, and no server runs: PostgreSQL cannot start from this data directory.
+  bool control_unusable = false;
   // The switches of our timeline's history file (pg_wal/<timeline>.history): where each ancestor
   // of our timeline ended on our branch. Empty on timeline 1 or when the file cannot be read.
   std::vector<TimelineSwitch> lineage;

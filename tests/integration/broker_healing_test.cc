@@ -1,6 +1,7 @@
 // pgfleet-broker's self-healing with real instances: an agent and an HAProxy killed with SIGKILL
 // are started again; a replica whose data directory is deleted is cloned again from the primary;
-// a primary whose data directory is deleted fails over and comes back as a replica. No row
+// a primary whose data directory is deleted fails over and comes back as a replica; the same for
+// a replica and a primary whose control file is damaged (set aside, cloned again). No row
 // acknowledged before is lost, the bound URI keeps working, and the instance reports
 // healthy again with an event for each thing done. An agent that cannot start is a crash loop:
 // the instance is degraded until the agent runs again.
@@ -99,6 +100,22 @@ class BrokerHealingTest : public BrokerTest {
     }
     return primaries == 1;
   }
+  // The port of the server the URI reaches once inserting `value` through it succeeds again
+  // (0 when it did not within a minute).
+  int portAfterInsert(int value) const {
+    int port = 0;
+    waitUntil(
+        [&] {
+          auto conn = connectWith(credentials_);
+          if (!conn.ok() || !conn->exec(fmt::format("INSERT INTO t VALUES ({})", value)).ok())
+            return false;
+          auto p = conn->query("SELECT inet_server_port() AS p");
+          port = p.ok() ? std::stoi(p->get(0, "p").value_or("0")) : 0;
+          return true;
+        },
+        Millis(seconds(60)));
+    return port;
+  }
   bool insertThroughUri(int value) const {
     auto conn = connectWith(credentials_);
     return conn.ok() && conn->exec(fmt::format("INSERT INTO t VALUES ({})", value)).ok();
@@ -169,18 +186,8 @@ TEST_F(BrokerHealingTest, AClusterHealsKilledProcessesAndLostDataDirectoriesWith
   const int primary = nodeWhere("f");
   ASSERT_GE(primary, 0);
   fs::remove_all(fmt::format("{}/node{}/data", dir_, primary));
-  int new_port = 0;
-  EXPECT_TRUE(waitUntil(
-      [&] {
-        auto conn = connectWith(credentials_);
-        if (!conn.ok() || !conn->exec("INSERT INTO t VALUES (103)").ok())
-          return false;
-        auto p = conn->query("SELECT inet_server_port() AS p");
-        new_port = p.ok() ? std::stoi(p->get(0, "p").value_or("0")) : 0;
-        return true;
-      },
-      Millis(seconds(60))))
-      << brokerLog();
+  const int new_port = portAfterInsert(103);
+  EXPECT_GT(new_port, 0) << brokerLog();
   EXPECT_NE(new_port, pg_ports_[primary]);
   EXPECT_TRUE(waitUntil([&] { return everyNodeHas(103); }, Millis(seconds(90))))
       << "a row acknowledged before the primary's data directory was lost is missing, or a node "
@@ -199,6 +206,66 @@ TEST_F(BrokerHealingTest, AClusterHealsKilledProcessesAndLostDataDirectoriesWith
   for (pid_t pid : pids)
     EXPECT_FALSE(processAlive(pid)) << "pid " << pid << " still runs";
   EXPECT_EQ(instanceDirectories(), 0u);
+}
+
+TEST_F(BrokerHealingTest, DamagedControlFilesAreSetAsideAndClonedAgainWithoutLosingARow) {
+  ASSERT_NO_FATAL_FAILURE(startBroker());
+  ASSERT_NO_FATAL_FAILURE(provisioned("heal-d", kClusterSmall));
+  {
+    auto conn = connectWith(credentials_);
+    ASSERT_TRUE(conn.ok()) << conn.error().message;
+    ASSERT_TRUE(conn->exec("CREATE TABLE t (id int)").ok());
+    ASSERT_TRUE(conn->exec("INSERT INTO t SELECT generate_series(1, 100)").ok());
+  }
+  ASSERT_TRUE(waitUntil([&] { return everyNodeHas(100); }, Millis(seconds(60))));
+  // The supervisor has seen the instance whole (and which node is the primary).
+  EXPECT_TRUE(waitHealth("heal-d", "healthy", Millis(seconds(30)))) << healing("heal-d");
+  // Node i's server killed and its control file truncated while its agent is held (SIGSTOP), so
+  // that the agent finds, when it goes on, a data directory PostgreSQL cannot start from.
+  auto damage = [&](int i) {
+    const std::string node_dir = fmt::format("{}/node{}", dir_, i);
+    const pid_t agent = pidIn(node_dir + "/agent.pid");
+    const pid_t postmaster = pidIn(node_dir + "/data/postmaster.pid");
+    ASSERT_GT(agent, 1);
+    ASSERT_GT(postmaster, 1);
+    signalProcess(agent, SIGSTOP);
+    signalProcess(postmaster, SIGKILL);
+    EXPECT_TRUE(waitUntil([&] { return !processAlive(postmaster); }, Millis(seconds(10))));
+    fs::resize_file(node_dir + "/data/global/pg_control", 0);
+    signalProcess(agent, SIGCONT);
+  };
+  auto setAside = [&](int i) {
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(fmt::format("{}/node{}", dir_, i), ec))
+      if (e.path().filename().string().rfind("data.rewind-failed-", 0) == 0)
+        return true;
+    return false;
+  };
+
+  // A replica: set aside whole and cloned again, streaming with every row.
+  const int replica = nodeWhere("t");
+  ASSERT_GE(replica, 0);
+  ASSERT_NO_FATAL_FAILURE(damage(replica));
+  ASSERT_TRUE(insertThroughUri(101));
+  EXPECT_TRUE(waitUntil([&] { return everyNodeHas(101); }, Millis(seconds(90))))
+      << healing("heal-d") << brokerLog();
+  EXPECT_TRUE(setAside(replica)) << "the damaged data directory is kept beside the new one";
+  EXPECT_EQ(nodeState(replica).first, "t");
+  EXPECT_TRUE(waitHealth("heal-d", "healthy", Millis(seconds(60)))) << healing("heal-d");
+
+  // The primary: it gives up the leader key, a replica takes over (the URI reaches it), and the
+  // former primary is cloned again as a replica. Every acknowledged row is there.
+  const int primary = nodeWhere("f");
+  ASSERT_GE(primary, 0);
+  ASSERT_NO_FATAL_FAILURE(damage(primary));
+  const int new_port = portAfterInsert(102);
+  EXPECT_GT(new_port, 0) << brokerLog();
+  EXPECT_NE(new_port, pg_ports_[primary]);
+  EXPECT_TRUE(waitUntil([&] { return everyNodeHas(102); }, Millis(seconds(90))))
+      << healing("heal-d");
+  EXPECT_TRUE(setAside(primary));
+  EXPECT_EQ(nodeState(primary).first, "t");
+  EXPECT_TRUE(waitHealth("heal-d", "healthy", Millis(seconds(60)))) << healing("heal-d");
 }
 
 TEST_F(BrokerHealingTest, AnAgentThatKeepsDyingIsACrashLoopAndTheInstanceDegradedUntilItRuns) {

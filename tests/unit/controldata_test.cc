@@ -58,6 +58,19 @@ TEST(ControlDataTest, ParsesAStandbysRecoveryPoint) {
   EXPECT_EQ(cd->min_recovery_timeline, 3);
 }
 
+TEST(ControlDataTest, FlagsAControlFileThatFailsItsChecksum) {
+  EXPECT_FALSE(parseControlData(kShutDownOutput)->crc_mismatch);
+  const std::string damaged =
+      std::string(
+          "WARNING: Calculated CRC checksum does not match value stored in file.\n"
+          "Either the file is corrupt, or it has a different layout than this program\n"
+          "is expecting.  The results below are untrustworthy.\n\n") +
+      kShutDownOutput;
+  auto cd = parseControlData(damaged);
+  ASSERT_TRUE(cd.ok()) << cd.error().message;
+  EXPECT_TRUE(cd->crc_mismatch);
+}
+
 TEST(ControlDataTest, MapsEveryClusterState) {
   EXPECT_EQ(parseControlState("in production"), ControlState::kInProduction);
   EXPECT_EQ(parseControlState("shut down"), ControlState::kShutDown);

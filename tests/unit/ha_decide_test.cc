@@ -509,6 +509,37 @@ TEST(HaDecide, AHalfRewoundDataDirectoryIsNeverStarted) {
   EXPECT_FALSE(needsPeerStatus(In(clusterWithoutLeader(), half).in));
 }
 
+// A data directory whose control file is missing or damaged is never started: a replica sets it
+// aside and clones again from the leader; a leader releases the key first (when another member
+// can take over); without a leader, or after a refused set-aside, it waits.
+TEST(HaDecide, AnUnusableDataDirectoryIsSetAsideAndClonedAgain) {
+  LocalPostgres broken = stoppedPg(ControlState::kUnknown);
+  broken.control_unusable = true;
+  broken.sysid = "0";  // what a damaged control file may print
+  ClusterView alone;
+  alone.initialize = kSysid;
+  alone.leader = LeaderInfo{"node2", 10, 1};
+  alone.members = {member("node2", "primary")};
+  expectCases({
+      {"a replica sets it aside and clones from the leader (whatever system identifier the "
+       "damaged file printed)",
+       In(clusterWithLeader("node1"), broken).in, Action::kReclone, "node1",
+       "data directory unusable (its control file is missing or damaged): setting it aside to "
+       "clone it again from node1"},
+      {"the leader releases the key", In(clusterWithLeader("node2"), broken).in,
+       Action::kReleaseLeader, "", "releasing it so that a replica takes over"},
+      {"a lone leader waits for an operator", In(alone, broken).in, Action::kNone, "",
+       "no other member can take over"},
+      {"without a leader it waits", In(clusterWithoutLeader(), broken).in, Action::kNone, "",
+       "waiting for a leader to clone from"},
+      {"after a refused set-aside it waits",
+       In(clusterWithLeader("node1"), broken).recloneRefused().in, Action::kNone, "",
+       "setting it aside was refused"},
+      {"nor while paused", In(clusterWithLeader("node1"), broken).paused().in, Action::kNone, "",
+       "paused"},
+  });
+}
+
 // ---- rule 8: no leader
 
 TEST(HaDecide, NoLeaderCandidateChoice) {
