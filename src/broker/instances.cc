@@ -5,6 +5,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 
 #include <fmt/format.h>
@@ -45,6 +46,14 @@ void killPoint(std::string_view step) {
 HttpReply storeFailure(const Error& e) {
   spdlog::error("store: {}", e.message);
   return osbError(500, "", "the broker could not read or write its store; nothing was changed");
+}
+
+// An instance's (or a request's) `settings` parameter; an empty object when it has none.
+json settingsOf(const json& parameters) {
+  if (!parameters.is_object())
+    return json::object();
+  auto it = parameters.find("settings");
+  return it != parameters.end() && it->is_object() ? *it : json::object();
 }
 
 bool acceptsIncomplete(const HttpRequest& req) {
@@ -226,7 +235,7 @@ Result<DeploymentManifest> InstanceService::manifestOf(const InstanceRecord& r) 
   const json& d = r.deployment;
   const std::string name = d.value("name", "");
   json params = json::array();
-  for (const auto& [k, v] : planParameters(*plan))
+  for (const auto& [k, v] : planParameters(*plan, settingsOf(r.parameters)))
     params.push_back({{"name", k}, {"value", v}});
   json nodes = json::array();
   const json ports = d.value("ports", json::object());
@@ -307,12 +316,21 @@ HttpReply InstanceService::provision(const std::string& id, const HttpRequest& r
   } else if (!params.empty()) {
     return osbError(400, "", fmt::format("plan {} takes no parameters", plan->name));
   }
+  if (std::string v = settingsViolation(params.value("settings", json())); !v.empty())
+    return osbError(400, "", v);
+  // A pooled instance runs the plan's settings: one with settings of its own is built for it.
+  const bool own_settings = !settingsOf(params).empty();
 
   // The decision and its commit (an fsync) run on a worker thread, not on the thread that reads
   // every request: a poll never waits behind a provision.
   HttpReply out;
-  out.deferred = [this, id, doc = std::move(*body), params, plan, service_id, plan_id,
+  out.deferred = [this, id, doc = std::move(*body), params, plan, service_id, plan_id, own_settings,
                   request = requestRecord(req)]() -> HttpReply {
+    // The health of a pooled instance or two is checked before the lock (a check takes up to
+    // seconds per node); the claim itself is decided under it.
+    std::vector<std::string> healthy;
+    if (plan->provisioning.pooled() && pool_ != nullptr && !own_settings)
+      healthy = healthyPooled(plan_id, 2);
     std::unique_lock<std::mutex> lk(mu_);
     auto existing = store_.instance(id);
     if (!existing.ok())
@@ -354,9 +372,9 @@ HttpReply InstanceService::provision(const std::string& id, const HttpRequest& r
     op.description = "provisioning";
     op.request = request;
 
-    if (plan->provisioning.pooled() && pool_ != nullptr) {
+    if (plan->provisioning.pooled() && pool_ != nullptr && !own_settings) {
       // Taken from the pool: the claim and the operation are one transaction.
-      auto claimed = claimPooled(r, [&]() -> Status {
+      auto claimed = claimPooled(r, healthy, [&]() -> Status {
         auto begun = store_.beginOperation(op);
         if (!begun.ok())
           return begun.error();
@@ -578,20 +596,45 @@ Result<std::optional<InstanceRecord>> InstanceService::tenantInstance(const std:
   return r;
 }
 
-Result<bool> InstanceService::claimPooled(InstanceRecord& r, const std::function<Status()>& with) {
+bool InstanceService::pooledHealthy(const InstanceRecord& candidate) {
+  // Its health now: the supervisor's last look may be seconds old.
+  auto manifest = manifestOf(candidate);
+  if (manifest.ok() && backend_.health(candidate.deployment.value("name", ""), *manifest).healthy())
+    return true;
+  spdlog::warn("pooled instance {} is not healthy: not handed out", jsonQuoted(candidate.id));
+  return false;
+}
+
+std::vector<std::string> InstanceService::healthyPooled(const std::string& plan_id, size_t n) {
+  std::vector<std::string> out;
+  auto all = store_.instances();
+  if (!all.ok())
+    return out;
+  for (const auto& candidate : *all) {
+    if (out.size() >= n)
+      break;
+    if (candidate.pool == plan_id && candidate.ready && pooledHealthy(candidate))
+      out.push_back(candidate.id);
+  }
+  return out;
+}
+
+Result<bool> InstanceService::claimPooled(InstanceRecord& r,
+                                          const std::vector<std::string>& healthy,
+                                          const std::function<Status()>& with) {
   auto all = store_.instances();
   if (!all.ok())
     return all.error();
+  // Those found healthy a moment ago first; any other is checked now.
+  auto checked = [&](const InstanceRecord& c) {
+    return std::find(healthy.begin(), healthy.end(), c.id) != healthy.end();
+  };
+  std::stable_partition(all->begin(), all->end(), checked);
   for (const auto& candidate : *all) {
     if (candidate.pool != r.plan_id || !candidate.ready)
       continue;
-    // Its health now: the supervisor's last look may be seconds old.
-    auto manifest = manifestOf(candidate);
-    if (!manifest.ok() ||
-        !backend_.health(candidate.deployment.value("name", ""), *manifest).healthy()) {
-      spdlog::warn("pooled instance {} is not healthy: not handed out", jsonQuoted(candidate.id));
+    if (!checked(candidate) && !pooledHealthy(candidate))
       continue;
-    }
     InstanceRecord claimed = r;
     bool taken = false;
     Status st = store_.transaction([&]() -> Status {
@@ -629,8 +672,8 @@ Status InstanceService::waitForPool(InstanceRecord& r, int64_t op_id,
                                     const std::atomic<bool>& cancel) {
   const auto deadline = std::chrono::steady_clock::now() + options_.ready_timeout;
   while (!cancel) {
-    auto claimed =
-        claimPooled(r, [&]() -> Status { return store_.journal(op_id, "taken from the pool"); });
+    auto claimed = claimPooled(
+        r, {}, [&]() -> Status { return store_.journal(op_id, "taken from the pool"); });
     if (!claimed.ok())
       return claimed.error();
     if (*claimed) {
@@ -900,7 +943,7 @@ HttpReply InstanceService::update(const std::string& id, const HttpRequest& req)
   HttpReply out;
   out.deferred = [this, id, doc = std::move(*body), plan_id, accepts = acceptsIncomplete(req),
                   request = requestRecord(req)]() -> HttpReply {
-    std::lock_guard<std::mutex> lk(mu_);
+    std::unique_lock<std::mutex> lk(mu_);
     auto r = tenantInstance(id);
     if (!r.ok())
       return storeFailure(r.error());
@@ -915,8 +958,8 @@ HttpReply InstanceService::update(const std::string& id, const HttpRequest& req)
       return storeFailure(last.error());
     const bool running = last->has_value() && (*last)->state == OpState::kInProgress;
     // The same change asked again while it runs: the same operation.
-    if (running && (*last)->kind == OpKind::kUpdate &&
-        (*last)->request.value("plan_id", "") == plan_id)
+    if (running && (*last)->kind == OpKind::kUpdate && !doc.contains("parameters") &&
+        (*last)->request.value("plan_id", "") == (plan_id.empty() ? i.plan_id : plan_id))
       return reply(202, {{"operation", (*last)->token()}});
     const bool plan_change = !plan_id.empty() && plan_id != i.plan_id;
     const Plan* target = options_.catalog.planById(plan_change ? plan_id : i.plan_id);
@@ -932,6 +975,8 @@ HttpReply InstanceService::update(const std::string& id, const HttpRequest& req)
         params[k] = v;
       if (params != i.parameters) {
         if (std::string v = schemaViolation(target->schema, params); !v.empty())
+          return osbError(400, "", v);
+        if (std::string v = settingsViolation(params.value("settings", json())); !v.empty())
           return osbError(400, "", v);
         if (params.value("database", kDefaultDatabase) !=
             i.deployment.value("database", kDefaultDatabase))
@@ -959,26 +1004,57 @@ HttpReply InstanceService::update(const std::string& id, const HttpRequest& req)
             added.push_back(e);
       }
     }
+    // The tenant's PostgreSQL settings: applied by the agents like a plan's parameters.
+    const json settings_before = settingsOf(i.parameters);
+    const json settings_after = settingsOf(params);
+    const bool settings_change = settings_before != settings_after;
     const bool params_change = params != i.parameters;
-    if (!plan_change && !params_change)
+    // The plan's newer maintenance version, asked for (maintenanceConflict has refused any other
+    // version): every node's agent is rolled onto it.
+    bool maintenance_change = false;
+    if (auto mi = doc.find("maintenance_info"); mi != doc.end() && mi->is_object())
+      maintenance_change = target != nullptr && !target->maintenance_version.empty() &&
+                           stringField(*mi, "version") == target->maintenance_version &&
+                           target->maintenance_version != i.maintenance_version;
+    if (!plan_change && !params_change && !maintenance_change)
       return reply(200, json::object());
     const Plan* from = options_.catalog.planById(i.plan_id);
-    if (plan_change) {
+    if (plan_change || settings_change) {
       if (from == nullptr)
         return osbError(422, "",
                         "the instance's plan is no longer in the catalog; nothing was changed");
-      PlanChange change = planChange(*from, *target);
+      PlanChange change = planChange(*from, *target, settings_before, settings_after);
       if (!change.refusal.empty())
         return osbError(422, "", change.refusal + "; nothing was changed");
-      if (!accepts)
-        return osbError(422, "AsyncRequired",
-                        "changing the plan takes a while: this broker answers asynchronously "
-                        "(accepts_incomplete=true)");
     }
+    const bool rolled = plan_change || maintenance_change || settings_change;
+    if (rolled && !accepts)
+      return osbError(422, "AsyncRequired",
+                      "changing the plan, the settings or the maintenance version takes a while: "
+                      "this broker answers asynchronously (accepts_incomplete=true)");
     if (!i.ready || running || busy_.count(id))
       return osbError(422, "ConcurrencyError", "another operation on this instance is running");
-    if (params_change) {
-      // Applied now, live: the new extensions in one transaction, then the record.
+    // What applies now, live (everything but new settings, which the operation below records once
+    // the agents run with them).
+    json live = params;
+    if (i.parameters.contains("settings"))
+      live["settings"] = i.parameters["settings"];
+    else
+      live.erase("settings");
+    if (live != i.parameters) {
+      // Applied now, live: the new extensions in one transaction, then the record. The SQL runs
+      // outside the lock, the instance claimed (other requests on it answer 422 meanwhile).
+      busy_.insert(id);
+      lk.unlock();
+      struct Reclaim {
+        InstanceService* service;
+        const std::string& id;
+        std::unique_lock<std::mutex>& lk;
+        ~Reclaim() {
+          lk.lock();
+          service->busy_.erase(id);
+        }
+      } reclaim{this, id, lk};
       if (Status st = createExtensions(accessOf(i), added, options_.sql_timeout); !st.ok()) {
         spdlog::error("changing the parameters of instance {}: {}", jsonQuoted(id),
                       st.error().message);
@@ -987,7 +1063,7 @@ HttpReply InstanceService::update(const std::string& id, const HttpRequest& req)
             "creating the extensions failed (" + st.error().message + "); nothing was changed");
       }
       InstanceRecord changed = i;
-      changed.parameters = params;
+      changed.parameters = live;
       changed.deployment["extensions"] = params.value("extensions", json::array());
       std::string created;
       for (const auto& e : added)
@@ -1002,23 +1078,29 @@ HttpReply InstanceService::update(const std::string& id, const HttpRequest& req)
         return storeFailure(st.error());
       spdlog::info("instance {}: parameters changed{}", jsonQuoted(id),
                    requestedBy(request.value("by", json())));
-      if (!plan_change)
+      if (!rolled)
         return reply(200, json::object());
     }
     const Plan* to = target;
     OperationRecord op;
     op.kind = OpKind::kUpdate;
     op.instance_id = id;
-    op.description = fmt::format("updating to plan {}", to->name);
+    op.description = plan_change       ? fmt::format("updating to plan {}", to->name)
+                     : settings_change ? std::string("changing the settings")
+                                       : fmt::format("rolling onto maintenance version {}",
+                                                     to->maintenance_version);
     op.request = request;
-    op.request["plan_id"] = plan_id;
+    op.request["plan_id"] = to->id;
+    if (settings_change)
+      op.request["parameters"] = params;
     op.request["previous_plan_id"] = i.plan_id;
     auto op_id = store_.beginOperation(op);
     if (!op_id.ok())
       return storeFailure(op_id.error());
     op.id = *op_id;
-    spdlog::info("updating instance {} from plan {} to plan {}{}", jsonQuoted(id), from->name,
-                 to->name, requestedBy(op.request.value("by", json())));
+    spdlog::info("updating instance {} from plan {} to plan {} (maintenance version {}){}",
+                 jsonQuoted(id), from->name, to->name, to->maintenance_version,
+                 requestedBy(op.request.value("by", json())));
     killPoint("update begun");
     startWorker(id, op.id, OpKind::kUpdate);
     return reply(202, {{"operation", op.token()}});
@@ -1038,8 +1120,14 @@ Status InstanceService::patchConfig(const DeploymentManifest& m, const json& pat
   return makeError(ErrorCode::kCommandFailed, "PATCH /config: " + last);
 }
 
-Status InstanceService::restartNode(const InstanceRecord& t, const Plan& to, const NodeManifest& n,
-                                    int64_t op_id, const std::atomic<bool>& cancel) {
+Status InstanceService::restartNode(const InstanceRecord& t, const Parameters& restart_parameters,
+                                    const NodeManifest& n, int64_t op_id, bool agent,
+                                    const std::atomic<bool>& cancel) {
+  if (agent) {
+    PGF_TRY(backend_.restartAgent(t.deployment.value("name", ""), n),
+            "restarting the agent of " + n.name);
+    return servingAgain(n, op_id, cancel);
+  }
   InstanceAccess at = accessOf(t);
   at.read_write_port = n.pg_port;
   // Its agent has written the new parameters once PostgreSQL reports a restart pending (or, when
@@ -1048,10 +1136,11 @@ Status InstanceService::restartNode(const InstanceRecord& t, const Plan& to, con
   while (!cancel && std::chrono::steady_clock::now() < configured) {
     if (nodeView(n.api_port).pending_restart)
       break;
-    auto runs = runsWith(at, to.resources.shared_buffers, to.resources.max_connections,
-                         options_.sql_timeout);
-    if (runs.ok() && *runs)
-      return journal(op_id, n.name + " restarted");
+    if (!restart_parameters.empty()) {
+      auto runs = runsWith(at, restart_parameters, options_.sql_timeout);
+      if (runs.ok() && *runs)
+        return journal(op_id, n.name + " restarted");
+    }
     std::this_thread::sleep_for(std::chrono::milliseconds(200));
   }
   if (cancel)
@@ -1062,6 +1151,11 @@ Status InstanceService::restartNode(const InstanceRecord& t, const Plan& to, con
   if (res->status != 200)
     return makeError(ErrorCode::kCommandFailed,
                      fmt::format("restarting {}: {} {}", n.name, res->status, res->body));
+  return servingAgain(n, op_id, cancel);
+}
+
+Status InstanceService::servingAgain(const NodeManifest& n, int64_t op_id,
+                                     const std::atomic<bool>& cancel) {
   const auto deadline = std::chrono::steady_clock::now() + options_.ready_timeout;
   while (!serving(nodeView(n.api_port))) {
     if (cancel)
@@ -1073,15 +1167,16 @@ Status InstanceService::restartNode(const InstanceRecord& t, const Plan& to, con
   return journal(op_id, n.name + " restarted");
 }
 
-Status InstanceService::rollingRestart(const InstanceRecord& t, const Plan& to,
+Status InstanceService::rollingRestart(const InstanceRecord& t, const Parameters& to,
                                        const DeploymentManifest& m, int64_t op_id,
-                                       const std::set<std::string>& done,
+                                       const std::set<std::string>& done, bool agents,
                                        const std::atomic<bool>& cancel) {
   auto restarted = [&](const NodeManifest& n) { return done.count(n.name + " restarted") > 0; };
   // The replicas first, one at a time.
   for (const auto& n : m.nodes)
     if (!restarted(n) && nodeView(n.api_port).role != "primary")
-      PGF_RETURN_IF_ERROR(restartNode(t, to, n, op_id, cancel));
+      PGF_RETURN_IF_ERROR(restartNode(t, to, n, op_id, agents, cancel));
+  killPoint("replicas restarted");
   const NodeManifest* primary = nullptr;
   for (const auto& n : m.nodes)
     if (nodeView(n.api_port).role == "primary")
@@ -1091,7 +1186,7 @@ Status InstanceService::rollingRestart(const InstanceRecord& t, const Plan& to,
   if (restarted(*primary))
     return okStatus();
   if (m.nodes.size() == 1)
-    return restartNode(t, to, *primary, op_id, cancel);
+    return restartNode(t, to, *primary, op_id, agents, cancel);
   // Then one switchover, to a replica that runs with the new parameters, and the former primary
   // restarts as a replica.
   const NodeManifest* candidate = nullptr;
@@ -1111,7 +1206,7 @@ Status InstanceService::rollingRestart(const InstanceRecord& t, const Plan& to,
   PGF_TRY(
       journal(op_id, fmt::format("switched over from {} to {}", primary->name, candidate->name)),
       "journal");
-  return restartNode(t, to, *primary, op_id, cancel);
+  return restartNode(t, to, *primary, op_id, agents, cancel);
 }
 
 Status InstanceService::updateSteps(const std::string& id, int64_t op_id,
@@ -1129,13 +1224,28 @@ Status InstanceService::updateSteps(const std::string& id, int64_t op_id,
   const Plan* to = options_.catalog.planById((*op)->request.value("plan_id", ""));
   if (from == nullptr || to == nullptr)
     return makeError(ErrorCode::kConfig, "a plan is no longer in the catalog");
-  PlanChange change = planChange(*from, *to);
+  // New tenant settings come with the operation; the record keeps the ones in effect until it
+  // ends.
+  const json& request = (*op)->request;
+  const json settings_before = settingsOf(r.parameters);
+  const json settings_after =
+      request.contains("parameters") ? settingsOf(request["parameters"]) : settings_before;
+  PlanChange change = planChange(*from, *to, settings_before, settings_after);
   if (!change.refusal.empty())
     return makeError(ErrorCode::kInvalidArgument, change.refusal);
   const std::set<std::string> done((*op)->steps.begin(), (*op)->steps.end());
   InstanceRecord t = r;
   t.plan_id = to->id;
   t.maintenance_version = to->maintenance_version;
+  if (settings_after != settings_before) {
+    if (settings_after.empty())
+      t.parameters.erase("settings");
+    else
+      t.parameters["settings"] = settings_after;
+  }
+  // A plan's newer maintenance version: every node's agent is restarted (with the agent installed
+  // now and its configuration rendered anew), one node at a time.
+  const bool agents = to->maintenance_version != r.maintenance_version;
   if (change.grow) {
     // The new nodes' ports (the existing ones are kept), in the store before anything listens.
     auto ports = store_.reservePorts(id, portPurposes(*to), options_.port_low, options_.port_high,
@@ -1178,8 +1288,9 @@ Status InstanceService::updateSteps(const std::string& id, int64_t op_id,
     PGF_TRY(backend_.reloadHaproxy(name, *manifest), "adding the replicas to the endpoints");
     PGF_TRY(journal(op_id, "endpoints updated"), "journal");
   }
-  if (change.restart)
-    PGF_RETURN_IF_ERROR(rollingRestart(t, *to, *manifest, op_id, done, cancel));
+  if (change.restart || agents)
+    PGF_RETURN_IF_ERROR(
+        rollingRestart(t, change.restart_parameters, *manifest, op_id, done, agents, cancel));
   const auto deadline = std::chrono::steady_clock::now() + options_.ready_timeout;
   while (!backend_.health(name, *manifest).healthy()) {
     if (cancel)
@@ -1188,14 +1299,41 @@ Status InstanceService::updateSteps(const std::string& id, int64_t op_id,
       return makeError(ErrorCode::kTimeout, "the instance was not healthy again in time");
     std::this_thread::sleep_for(std::chrono::milliseconds(200));
   }
+  const std::string rolled =
+      agents ? fmt::format("maintenance version {}", to->maintenance_version) : "";
+  const char* how = change.restart || agents ? ", one node at a time" : ", without a restart";
+  std::string settings;
+  if (settings_after != settings_before) {
+    std::set<std::string> names;
+    for (const auto& [k, v] : settings_before.items())
+      names.insert(k);
+    for (const auto& [k, v] : settings_after.items())
+      names.insert(k);
+    for (const auto& k : names)
+      if (settings_before.value(k, json()) != settings_after.value(k, json()))
+        settings += (settings.empty() ? "" : ", ") + k;
+  }
   return store_.transaction([&]() -> Status {
     PGF_RETURN_IF_ERROR(store_.putInstance(t));
-    PGF_RETURN_IF_ERROR(store_.addEvent(
-        id, "plan-changed",
-        fmt::format("moved from plan {} to plan {}{}", from->name, to->name,
-                    change.restart ? ", one node at a time" : ", without a restart")));
+    if (from != to)
+      PGF_RETURN_IF_ERROR(
+          store_.addEvent(id, "plan-changed",
+                          fmt::format("moved from plan {} to plan {}{}{}{}", from->name, to->name,
+                                      how, agents ? ", onto " + rolled : "",
+                                      settings.empty() ? "" : ", settings changed: " + settings)));
+    else if (!settings.empty())
+      PGF_RETURN_IF_ERROR(store_.addEvent(id, "parameters-changed",
+                                          fmt::format("settings changed: {}{}{}", settings, how,
+                                                      agents ? ", onto " + rolled : "")));
+    else
+      PGF_RETURN_IF_ERROR(store_.addEvent(
+          id, "maintenance-applied",
+          fmt::format("every node's agent restarted onto {}, one node at a time", rolled)));
     return store_.finishOperation(op_id, OpState::kSucceeded,
-                                  fmt::format("the instance runs plan {}", to->name));
+                                  from != to ? fmt::format("the instance runs plan {}", to->name)
+                                  : !settings.empty()
+                                      ? std::string("the instance runs its new settings")
+                                      : fmt::format("the instance runs {}", rolled));
   });
 }
 

@@ -110,14 +110,22 @@ class InstanceService {
   // PATCH /config through the first node that takes it.
   Status patchConfig(const DeploymentManifest& m, const nlohmann::json& patch);
   // The replicas restarted one at a time, then a switchover, then the former primary (a single
-  // server: one restart); nodes already journaled as restarted are skipped.
-  Status rollingRestart(const InstanceRecord& t, const Plan& to, const DeploymentManifest& m,
-                        int64_t op_id, const std::set<std::string>& done,
+  // server: one restart); nodes already journaled as restarted are skipped. `agents`: each
+  // node's agent is restarted (a new maintenance version), not only its PostgreSQL.
+  using Parameters = std::vector<std::pair<std::string, std::string>>;
+  Status rollingRestart(const InstanceRecord& t, const Parameters& to, const DeploymentManifest& m,
+                        int64_t op_id, const std::set<std::string>& done, bool agents,
                         const std::atomic<bool>& cancel);
   // Waits until the node's agent has written the new parameters, restarts it through its REST
-  // API and waits until it serves again (skipped when it already runs with them).
-  Status restartNode(const InstanceRecord& t, const Plan& to, const NodeManifest& n, int64_t op_id,
+  // API and waits until it serves again (skipped when it already runs with every one of
+  // `restart_parameters`, which are what PostgreSQL reads only at start). With `agent`,
+  // the node's agent is stopped and started again instead (the backend's restartAgent).
+  Status restartNode(const InstanceRecord& t, const Parameters& restart_parameters,
+                     const NodeManifest& n, int64_t op_id, bool agent,
                      const std::atomic<bool>& cancel);
+  // Waits until node `n` serves again (a primary, or a streaming replica), then journals it as
+  // restarted.
+  Status servingAgain(const NodeManifest& n, int64_t op_id, const std::atomic<bool>& cancel);
   Status provisionSteps(const std::string& instance_id, int64_t op_id,
                         const std::atomic<bool>& cancel);
   // Ports reserved, the nodes and HAProxy started, every node healthy (each step journaled when
@@ -127,8 +135,14 @@ class InstanceService {
   // Makes `r` (a tenant's instance of a pooled plan) one of the pool's ready and healthy
   // instances, keeping r's id, tenant fields, database, owner role and extensions: in one store
   // transaction with `with` (may be empty), so that two provisions never get the same one.
-  // False when the pool has none ready.
-  Result<bool> claimPooled(InstanceRecord& r, const std::function<Status()>& with);
+  // False when the pool has none ready. Those in `healthy` were checked a moment ago; any other
+  // candidate's health is checked now.
+  Result<bool> claimPooled(InstanceRecord& r, const std::vector<std::string>& healthy,
+                           const std::function<Status()>& with);
+  // Up to `n` pooled instances of the plan found healthy now (their ids).
+  std::vector<std::string> healthyPooled(const std::string& plan_id, size_t n);
+  // Whether a pooled instance is healthy now (through the backend; logged when it is not).
+  bool pooledHealthy(const InstanceRecord& candidate);
   // A provision of a `pool` plan that found the pool empty: waits for a pooled instance.
   Status waitForPool(InstanceRecord& r, int64_t op_id, const std::atomic<bool>& cancel);
   // The instance with this id, unless there is none or it is a pooled one (no tenant's).

@@ -144,18 +144,25 @@ Status prepareDatabaseAhead(const InstanceAccess& a, Millis timeout) {
   return okStatus();
 }
 
-Result<bool> runsWith(const InstanceAccess& a, const std::string& shared_buffers,
-                      int max_connections, Millis timeout) {
+Result<bool> runsWith(const InstanceAccess& a,
+                      const std::vector<std::pair<std::string, std::string>>& parameters,
+                      Millis timeout) {
   auto conn = connectAs(a, "postgres", timeout);
   if (!conn.ok())
     return conn.error();
-  auto r = conn->query(
-      "SELECT pg_catalog.pg_size_bytes(pg_catalog.current_setting('shared_buffers')) = "
-      "pg_catalog.pg_size_bytes($1) AND pg_catalog.current_setting('max_connections') = $2 AS ok",
-      {shared_buffers, std::to_string(max_connections)}, timeout);
-  if (!r.ok())
-    return r.error().wrap("reading the server's settings");
-  return r->get(0, "ok").value_or("f") == "t";
+  for (const auto& [name, value] : parameters) {
+    auto r = conn->query(
+        "SELECT CASE WHEN pg_catalog.current_setting($1) = $2 THEN true "
+        "WHEN pg_catalog.current_setting($1) ~ '^[0-9]+ ?[kMGT]?B$' AND $2 ~ '^[0-9]+ ?[kMGT]?B$' "
+        "THEN pg_catalog.pg_size_bytes(pg_catalog.current_setting($1)) = "
+        "pg_catalog.pg_size_bytes($2) ELSE false END AS ok",
+        {name, value}, timeout);
+    if (!r.ok())
+      return r.error().wrap("reading the server's settings");
+    if (r->get(0, "ok").value_or("f") != "t")
+      return false;
+  }
+  return true;
 }
 
 Status checkReadiness(const InstanceAccess& a, Millis timeout) {

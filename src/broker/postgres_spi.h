@@ -15,6 +15,7 @@
 
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -51,10 +52,12 @@ Status prepareDatabaseAhead(const InstanceAccess& access, Millis timeout);
 // one); an error says which endpoint failed.
 Status checkReadiness(const InstanceAccess& access, Millis timeout);
 
-// Whether the server at access.read_write_port runs with these shared_buffers and
-// max_connections (a plan change has reached it).
-Result<bool> runsWith(const InstanceAccess& access, const std::string& shared_buffers,
-                      int max_connections, Millis timeout);
+// Whether the server at access.read_write_port runs with every one of these parameters' values
+// (a change that needs a restart has reached it). Sizes compare by their bytes ("1GB" is
+// "1024MB"). Passed as query parameters, never spliced into the SQL.
+Result<bool> runsWith(const InstanceAccess& access,
+                      const std::vector<std::pair<std::string, std::string>>& parameters,
+                      Millis timeout);
 
 // Creates the binding's role (or sets its password again when it exists: safe to repeat).
 Status createBindingRole(const InstanceAccess& access, const std::string& role,

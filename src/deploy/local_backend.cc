@@ -210,6 +210,23 @@ Status LocalBackend::startAgent(const std::string& instance, const NodeManifest&
   return okStatus();
 }
 
+Status LocalBackend::restartAgent(const std::string& instance, const NodeManifest& node) {
+  const std::string dir = nodeDir(instance, node.name);
+  if (auto pid = recordedProcess(dir + "/agent.pid", dir + "/agent.yml")) {
+    stopProcess(*pid, SIGTERM, kAgentStopWait);
+    if (processAlive(*pid))
+      return makeError(ErrorCode::kInternal,
+                       fmt::format("the agent of {} (pid {}) would not stop", node.name, *pid));
+  }
+  if (auto pm = readPidFile(dir + "/data/postmaster.pid"); pm && postmasterAlive(*pm)) {
+    stopProcess(*pm, SIGQUIT, kKillWait);
+    if (postmasterAlive(*pm))
+      return makeError(ErrorCode::kInternal,
+                       fmt::format("the PostgreSQL of {} (pid {}) would not stop", node.name, *pm));
+  }
+  return startAgent(instance, node);
+}
+
 Status LocalBackend::startHaproxy(const std::string& instance, const DeploymentManifest& m) {
   const std::string dir = instanceDir(instance);
   const std::string config = dir + "/haproxy.cfg";

@@ -73,6 +73,11 @@ class LocalBackend {
   // Starts one node's agent, or the instance's HAProxy, unless it runs already.
   Status startAgent(const std::string& instance, const NodeManifest& node);
   Status startHaproxy(const std::string& instance, const DeploymentManifest& manifest);
+  // Stops one node's agent (it stops its PostgreSQL, and releases the leader key if it held it)
+  // and starts it again: the agent installed now, with the node's configuration as written now.
+  // A PostgreSQL the stopped agent left running is stopped too (immediate shutdown), so that the
+  // node's server restarts with the new agent.
+  Status restartAgent(const std::string& instance, const NodeManifest& node);
   // Puts the manifest's endpoints and nodes into the instance's HAProxy without cutting a
   // connection: a new HAProxy takes over the listening ports (-sf), the former one stops
   // listening and ends once its connections have closed. Starts one when none runs.

@@ -1,14 +1,18 @@
 // pgfleet-broker's plan and parameter changes (PATCH) on real instances: a single server moves to
 // a bigger plan with one restart; moves that would lose capacity or data are refused with 422 and
-// change nothing; parameters add an extension live; a cluster turns synchronous live (no
+// change nothing; parameters add an extension live and change PostgreSQL settings (one restart
+// for a setting read at start, none for one a reload takes); a cluster turns synchronous live (no
 // restart), finishing after the broker is killed half-way; a cluster moves to bigger resources
 // one node at a time, with one switchover, while a writer runs through the bound URI: no
 // acknowledged row is lost, and the writes that fail fall in one short window; and a single
-// server grows into a cluster while a writer runs, without one failed write.
+// server grows into a cluster while a writer runs, without one failed write; and a plan's newer
+// maintenance version rolls every node's agent onto it, one node at a time with one switchover,
+// finishing after the broker is killed half-way, without losing a row.
 #include <signal.h>
 
 #include <algorithm>
 #include <atomic>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <set>
@@ -144,6 +148,19 @@ class BrokerPlanUpdateTest : public BrokerTest {
     return "";
   }
 
+  // Not one acknowledged row lost (counted on the primary), and the writes that failed form at
+  // most one window, shorter than 15 s.
+  void expectNoRowLostAndOneWindow(const Writer& writer) const {
+    const std::vector<int>& acknowledged = writer.acknowledged();
+    ASSERT_FALSE(acknowledged.empty());
+    EXPECT_EQ(
+        primarySays(fmt::format("(SELECT count(*) FROM w WHERE id <= {})", acknowledged.back())),
+        std::to_string(acknowledged.size()));
+    auto [windows, longest] = writer.failures();
+    EXPECT_LE(windows, 1);
+    EXPECT_LT(longest, seconds(15));
+  }
+
   json credentials_;
   std::vector<int> pg_ports_;
 };
@@ -165,13 +182,20 @@ TEST_F(BrokerPlanUpdateTest, ASingleServerGrowsWithOneRestartAndRefusedMovesChan
   EXPECT_EQ(planOf("grow"), kSingleSmall);
   EXPECT_EQ(atNode(0, "pg_postmaster_start_time()"), started);
 
-  // Bigger resources: one restart.
+  // Bigger resources: one restart, while a writer runs through the bound URI.
+  Writer writer(credentials_);
+  ASSERT_TRUE(writer.created());
+  std::this_thread::sleep_for(seconds(1));
   BrokerAnswer bigger = patch("grow", kSingleMedium);
   ASSERT_EQ(bigger.status, 202) << bigger.text;
   EXPECT_EQ(patch("grow", kSingleMedium).status, 202)
       << "the same change again: the same operation";
   BrokerAnswer done = waitOperation("grow", Millis(seconds(120)));
+  std::this_thread::sleep_for(seconds(1));
+  writer.stop();
   ASSERT_EQ(done.body.value("state", ""), "succeeded") << done.text << brokerLog();
+  // Not one acknowledged row lost; the failed writes form one window at most (the restart).
+  ASSERT_NO_FATAL_FAILURE(expectNoRowLostAndOneWindow(writer));
   EXPECT_EQ(planOf("grow"), kSingleMedium);
   EXPECT_EQ(atNode(0, "current_setting('shared_buffers')"), "512MB");
   EXPECT_EQ(atNode(0, "current_setting('max_connections')"), "200");
@@ -219,6 +243,33 @@ TEST_F(BrokerPlanUpdateTest, ASingleServerGrowsWithOneRestartAndRefusedMovesChan
   EXPECT_EQ(citext(), "1");
   EXPECT_EQ(call("GET", "/v2/service_instances/grow").body["parameters"]["extensions"],
             json({"citext"}));
+  EXPECT_EQ(atNode(0, "(SELECT count(*) FROM t)"), "500");
+
+  // Settings: one PostgreSQL reads only at start makes one restart; a reloadable one alone none;
+  // lowering max_locks_per_transaction or a setting the schema does not offer is refused.
+  const json more_locks = {{"statement_timeout", 60000}, {"max_locks_per_transaction", 128}};
+  BrokerAnswer set = parameters({{"settings", more_locks}});
+  ASSERT_EQ(set.status, 202) << set.text;
+  BrokerAnswer applied = waitOperation("grow", Millis(seconds(120)));
+  ASSERT_EQ(applied.body.value("state", ""), "succeeded") << applied.text << brokerLog();
+  EXPECT_EQ(atNode(0, "current_setting('max_locks_per_transaction')"), "128");
+  EXPECT_EQ(atNode(0, "current_setting('statement_timeout')"), "1min");
+  EXPECT_NE(atNode(0, "pg_postmaster_start_time()"), restarted);
+  EXPECT_EQ(call("GET", "/v2/service_instances/grow").body["parameters"]["settings"], more_locks);
+  const std::string with_locks = atNode(0, "pg_postmaster_start_time()");
+  BrokerAnswer fewer_locks = parameters({{"settings", {{"max_locks_per_transaction", 64}}}});
+  EXPECT_EQ(fewer_locks.status, 422) << fewer_locks.text;
+  EXPECT_NE(fewer_locks.body.value("description", "").find("cannot go down"), std::string::npos);
+  EXPECT_EQ(parameters({{"settings", {{"fsync", "off"}}}}).status, 400);
+  BrokerAnswer shorter = parameters(
+      {{"settings", {{"statement_timeout", 30000}, {"max_locks_per_transaction", 128}}}});
+  ASSERT_EQ(shorter.status, 202) << shorter.text;
+  BrokerAnswer reloaded = waitOperation("grow", Millis(seconds(120)));
+  ASSERT_EQ(reloaded.body.value("state", ""), "succeeded") << reloaded.text << brokerLog();
+  EXPECT_TRUE(waitUntil([&] { return atNode(0, "current_setting('statement_timeout')") == "30s"; },
+                        Millis(seconds(10))));
+  EXPECT_EQ(atNode(0, "pg_postmaster_start_time()"), with_locks) << "a reload, not a restart";
+  EXPECT_EQ(atNode(0, "current_setting('max_locks_per_transaction')"), "128");
   EXPECT_EQ(atNode(0, "(SELECT count(*) FROM t)"), "500");
 }
 
@@ -271,14 +322,7 @@ TEST_F(BrokerPlanUpdateTest, AClusterTurnsSynchronousLiveThenResizesRollingWitho
                 Millis(seconds(30))));
 
   // Not one acknowledged row lost; the failed writes form at most one window, a short one.
-  const std::vector<int>& acknowledged = writer.acknowledged();
-  ASSERT_FALSE(acknowledged.empty());
-  EXPECT_EQ(
-      primarySays(fmt::format("(SELECT count(*) FROM w WHERE id <= {})", acknowledged.back())),
-      std::to_string(acknowledged.size()));
-  auto [windows, longest] = writer.failures();
-  EXPECT_LE(windows, 1);
-  EXPECT_LT(longest, seconds(15));
+  ASSERT_NO_FATAL_FAILURE(expectNoRowLostAndOneWindow(writer));
 
   // Back to a single server: refused, nothing changed.
   BrokerAnswer shrink = patch("rolling", kSingleMedium);
@@ -343,6 +387,87 @@ TEST_F(BrokerPlanUpdateTest, ASingleServerGrowsIntoAClusterWhileItsUriKeepsWorki
       },
       Millis(seconds(30))))
       << instance("solo").dump();
+}
+
+TEST_F(BrokerPlanUpdateTest, ANewMaintenanceVersionRollsEveryAgentWithOneSwitchover) {
+  ASSERT_NO_FATAL_FAILURE(startBroker());
+  ASSERT_NO_FATAL_FAILURE(provisioned("maint", kClusterSmall));
+  const json deployment = instance("maint")["deployment"];
+  const std::string node_dir = state() + "/instances/" + deployment.value("name", "") + "/";
+  std::vector<std::string> nodes;
+  std::vector<pid_t> agents;
+  std::vector<std::string> started;
+  for (size_t i = 0; i < deployment["nodes"].size(); ++i) {
+    nodes.push_back(deployment["nodes"][i].value("name", ""));
+    agents.push_back(pidIn(node_dir + nodes.back() + "/agent.pid"));
+    ASSERT_GT(agents.back(), 0) << nodes.back();
+    started.push_back(atNode(i, "pg_postmaster_start_time()"));
+  }
+  EXPECT_EQ(call("GET", "/v2/service_instances/maint").body["maintenance_info"]["version"],
+            "1.0.0");
+
+  // The operator bumps the plans' maintenance version and restarts the broker, which is killed
+  // once the replicas run their new agents.
+  stopBroker(SIGTERM);
+  broker_.editConfig([](std::string& yaml) {
+    for (size_t at = yaml.find("version: 1.0.0"); at != std::string::npos;
+         at = yaml.find("version: 1.0.0", at))
+      yaml.replace(at, 14, "version: 1.1.0");
+  });
+  ASSERT_NO_FATAL_FAILURE(startBroker({{"PGFLEET_BROKER_KILL_AT", "replicas restarted"}}));
+  auto maintenance = [&](const char* version) {
+    return call("PATCH", "/v2/service_instances/maint?accepts_incomplete=true",
+                {{"service_id", kService}, {"maintenance_info", {{"version", version}}}});
+  };
+  BrokerAnswer stale = maintenance("1.0.0");
+  EXPECT_EQ(stale.status, 422) << stale.text;
+  EXPECT_EQ(stale.body.value("error", ""), "MaintenanceInfoConflict");
+
+  Writer writer(credentials_);
+  ASSERT_TRUE(writer.created());
+  std::this_thread::sleep_for(seconds(1));
+  BrokerAnswer roll = maintenance("1.1.0");
+  const bool killed = broker_.waitExit(Millis(seconds(180)));
+  if (killed) {
+    ASSERT_NO_FATAL_FAILURE(startBroker());
+  }
+  BrokerAnswer rolled = waitOperation("maint", Millis(seconds(240)));
+  std::this_thread::sleep_for(seconds(1));
+  writer.stop();
+  ASSERT_EQ(roll.status, 202) << roll.text;
+  ASSERT_TRUE(killed) << "the broker was to be killed once the replicas were restarted"
+                      << brokerLog();
+  ASSERT_EQ(rolled.body.value("state", ""), "succeeded") << rolled.text << brokerLog();
+  EXPECT_EQ(call("GET", "/v2/service_instances/maint").body["maintenance_info"]["version"],
+            "1.1.0");
+  EXPECT_EQ(planOf("maint"), kClusterSmall);
+
+  // Every node runs a new agent and a restarted PostgreSQL; each was restarted once (the next
+  // broker skipped the replicas the killed one had done), with one switchover.
+  for (size_t i = 0; i < nodes.size(); ++i) {
+    const pid_t now = pidIn(node_dir + nodes[i] + "/agent.pid");
+    EXPECT_GT(now, 0) << nodes[i];
+    EXPECT_NE(now, agents[i]) << nodes[i];
+    EXPECT_NE(atNode(i, "pg_postmaster_start_time()"), started[i]) << nodes[i];
+  }
+  const json steps = instance("maint")["last_operation"].value("steps", json::array());
+  int switchovers = 0;
+  std::map<std::string, int> restarts;
+  for (const auto& step : steps) {
+    const std::string text = step.is_string() ? step.get<std::string>() : "";
+    if (text.rfind("switched over", 0) == 0)
+      ++switchovers;
+    for (const auto& n : nodes)
+      if (text == n + " restarted")
+        ++restarts[n];
+  }
+  EXPECT_EQ(switchovers, 1) << steps.dump();
+  for (const auto& n : nodes)
+    EXPECT_EQ(restarts[n], 1) << n << ": " << steps.dump();
+
+  // Not one acknowledged row lost; the failed writes form at most one short window.
+  ASSERT_NO_FATAL_FAILURE(expectNoRowLostAndOneWindow(writer));
+  EXPECT_EQ(maintenance("1.1.0").status, 200) << "already on that version";
 }
 
 }  // namespace

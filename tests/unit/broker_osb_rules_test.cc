@@ -232,6 +232,15 @@ TEST_F(OsbRulesTest, EveryErrorCaseGetsTheSpecsStatusAndCodeAndChangesNothing) {
   seedOperation("updating", OpKind::kUpdate);
   seedInstance("deprovisioning", OpState::kSucceeded, true);
   const int64_t deprovisioning = seedOperation("deprovisioning", OpKind::kDeprovision);
+  // An instance on an older maintenance version than its plan's.
+  seedInstance("older", OpState::kSucceeded, true);
+  {
+    auto older = store_->instance("older");
+    ASSERT_TRUE(older.ok() && older->has_value());
+    InstanceRecord r = **older;
+    r.maintenance_version = "0.9.0";
+    ASSERT_TRUE(store_->putInstance(r).ok());
+  }
   const std::string prov_token = fmt::format("provision-{}", provisioning);
   const std::string deprov_token = fmt::format("deprovision-{}", deprovisioning);
   const std::string si = "/v2/service_instances/";
@@ -296,6 +305,12 @@ TEST_F(OsbRulesTest, EveryErrorCaseGetsTheSpecsStatusAndCodeAndChangesNothing) {
       {"§6 unsupported parameters", "PATCH", si + "ready",
        dump({{"service_id", kService}, {"parameters", {{"database", "x"}}}}), 422, ""},
       {"§6 MaintenanceInfoConflict", "PATCH", si + "ready", dump(patch_mi), 422,
+       "MaintenanceInfoConflict"},
+      {"§3 AsyncRequired (a maintenance roll)", "PATCH", si + "older",
+       dump({{"service_id", kService}, {"maintenance_info", {{"version", "1.0.0"}}}}), 422,
+       "AsyncRequired"},
+      {"§6 MaintenanceInfoConflict (an older version)", "PATCH", si + "older" + ai,
+       dump({{"service_id", kService}, {"maintenance_info", {{"version", "0.9.0"}}}}), 422,
        "MaintenanceInfoConflict"},
       {"§6 unknown instance", "PATCH", si + "new", dump({{"service_id", kService}}), 404, ""},
       {"§6/§13.7 context only", "PATCH", si + "ready",

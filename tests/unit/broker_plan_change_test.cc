@@ -60,6 +60,79 @@ TEST(PlanChange, BiggerResourcesRestartAndOnlyWhatChangesIsPatched) {
   EXPECT_FALSE(planChange(small, more_work_mem).restart);
 }
 
+TEST(PlanChange, TenantSettingsAreCheckedAndGoOverThePlans) {
+  using nlohmann::json;
+  EXPECT_EQ(settingsViolation(nullptr), "");
+  EXPECT_EQ(settingsViolation(json::object()), "");
+  EXPECT_EQ(
+      settingsViolation(
+          {{"work_mem", "64MB"}, {"statement_timeout", 5000}, {"max_locks_per_transaction", 128}}),
+      "");
+  EXPECT_NE(settingsViolation("work_mem=1GB").find("object"), std::string::npos);
+  EXPECT_NE(settingsViolation({{"shared_preload_libraries", "x"}}).find("not a setting"),
+            std::string::npos);
+  EXPECT_NE(settingsViolation({{"work_mem", "64MB'; DROP"}}).find("size"), std::string::npos);
+  EXPECT_NE(settingsViolation({{"work_mem", "1TB"}}).find("size"), std::string::npos);
+  EXPECT_NE(settingsViolation({{"work_mem", "10GB"}}).find("between"), std::string::npos);
+  EXPECT_NE(settingsViolation({{"statement_timeout", "5s"}}).find("integer"), std::string::npos);
+  EXPECT_NE(settingsViolation({{"statement_timeout", -1}}).find("between"), std::string::npos);
+  EXPECT_EQ(settingsViolation({{"log_min_duration_statement", -1}}), "");
+
+  Plan single = plan("single-small", 1, "128MB", 100, 1024);
+  single.resources.work_mem = "4MB";
+  auto value = [](const std::vector<std::pair<std::string, std::string>>& ps,
+                  const std::string& name) {
+    for (const auto& [k, v] : ps)
+      if (k == name)
+        return v;
+    return std::string();
+  };
+  const auto with = planParameters(single, {{"work_mem", "32MB"}, {"lock_timeout", 1000}});
+  EXPECT_EQ(value(with, "work_mem"), "32MB");
+  EXPECT_EQ(value(with, "lock_timeout"), "1000");
+  EXPECT_EQ(value(with, "shared_buffers"), "128MB");
+  // Settings that fail the check never reach the configuration.
+  EXPECT_EQ(value(planParameters(single, {{"work_mem", "1MB\nfsync: off"}}), "work_mem"), "4MB");
+}
+
+TEST(PlanChange, NewSettingsRestartOnlyWhenPostgresReadsThemAtStartAndNeverGoDown) {
+  using nlohmann::json;
+  const Plan cluster = plan("cluster-small", 3, "128MB", 100, 1024);
+  // A reloadable setting: patched, no restart; dropping it goes back to the plan's value.
+  PlanChange live = planChange(cluster, cluster, json::object(), {{"statement_timeout", 5000}});
+  EXPECT_EQ(live.refusal, "");
+  EXPECT_FALSE(live.restart);
+  EXPECT_EQ(live.config_patch,
+            (json{{"postgresql", {{"parameters", {{"statement_timeout", "5000"}}}}}}));
+  PlanChange dropped = planChange(cluster, cluster, {{"statement_timeout", 5000}}, json::object());
+  EXPECT_EQ(dropped.config_patch,
+            (json{{"postgresql", {{"parameters", {{"statement_timeout", nullptr}}}}}}));
+  // One PostgreSQL reads at start: a rolling restart, and the value to check it by.
+  PlanChange locks =
+      planChange(cluster, cluster, json::object(), {{"max_locks_per_transaction", 256}});
+  EXPECT_EQ(locks.refusal, "");
+  EXPECT_TRUE(locks.restart);
+  ASSERT_EQ(locks.restart_parameters.size(), 1u);
+  EXPECT_EQ(locks.restart_parameters[0],
+            (std::pair<std::string, std::string>{"max_locks_per_transaction", "256"}));
+  // Going down would leave a standby below its primary: refused.
+  EXPECT_NE(planChange(cluster, cluster, {{"max_locks_per_transaction", 256}},
+                       {{"max_locks_per_transaction", 128}})
+                .refusal.find("cannot go down"),
+            std::string::npos);
+  EXPECT_NE(planChange(cluster, cluster, {{"max_locks_per_transaction", 256}}, json::object())
+                .refusal.find("256 to 64"),
+            std::string::npos);
+  EXPECT_NE(planChange(cluster, cluster, {{"max_prepared_transactions", 10}}, json::object())
+                .refusal.find("cannot go down"),
+            std::string::npos);
+  // A plan change keeps the tenant's settings over the new plan's resources.
+  Plan medium = plan("cluster-medium", 3, "512MB", 200, 4096);
+  medium.resources.work_mem = "8MB";
+  PlanChange keep = planChange(cluster, medium, {{"work_mem", "64MB"}}, {{"work_mem", "64MB"}});
+  EXPECT_FALSE(keep.config_patch["postgresql"]["parameters"].contains("work_mem"));
+}
+
 TEST(PlanChange, SynchronousModeChangesLiveAndParametersThePlanDropsAreRemoved) {
   Plan async = plan("cluster-small", 3, "128MB", 100, 1024);
   async.parameters["log_min_duration_statement"] = "500";
