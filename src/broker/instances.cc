@@ -959,6 +959,7 @@ HttpReply InstanceService::update(const std::string& id, const HttpRequest& req)
     const bool running = last->has_value() && (*last)->state == OpState::kInProgress;
     // The same change asked again while it runs: the same operation.
     if (running && (*last)->kind == OpKind::kUpdate && !doc.contains("parameters") &&
+        !(*last)->request.contains("parameters") &&
         (*last)->request.value("plan_id", "") == (plan_id.empty() ? i.plan_id : plan_id))
       return reply(202, {{"operation", (*last)->token()}});
     const bool plan_change = !plan_id.empty() && plan_id != i.plan_id;
@@ -1093,6 +1094,8 @@ HttpReply InstanceService::update(const std::string& id, const HttpRequest& req)
     op.request["plan_id"] = to->id;
     if (settings_change)
       op.request["parameters"] = params;
+    if (maintenance_change)
+      op.request["maintenance"] = true;
     op.request["previous_plan_id"] = i.plan_id;
     auto op_id = store_.beginOperation(op);
     if (!op_id.ok())
@@ -1236,7 +1239,11 @@ Status InstanceService::updateSteps(const std::string& id, int64_t op_id,
   const std::set<std::string> done((*op)->steps.begin(), (*op)->steps.end());
   InstanceRecord t = r;
   t.plan_id = to->id;
-  t.maintenance_version = to->maintenance_version;
+  // A plan change, or a maintenance roll asked for, brings the (new) plan's maintenance version;
+  // a change of settings alone keeps the instance's.
+  const bool maintenance = from != to || request.value("maintenance", false);
+  if (maintenance)
+    t.maintenance_version = to->maintenance_version;
   if (settings_after != settings_before) {
     if (settings_after.empty())
       t.parameters.erase("settings");
@@ -1245,7 +1252,7 @@ Status InstanceService::updateSteps(const std::string& id, int64_t op_id,
   }
   // A plan's newer maintenance version: every node's agent is restarted (with the agent installed
   // now and its configuration rendered anew), one node at a time.
-  const bool agents = to->maintenance_version != r.maintenance_version;
+  const bool agents = maintenance && to->maintenance_version != r.maintenance_version;
   if (change.grow) {
     // The new nodes' ports (the existing ones are kept), in the store before anything listens.
     auto ports = store_.reservePorts(id, portPurposes(*to), options_.port_low, options_.port_high,
